@@ -16,6 +16,7 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -182,9 +183,9 @@ final class ManagedProcess {
             while (fds[0] >= 0 || fds[1] >= 0) {
                 for (int i = 0; i < 3; i++) {
                     MemorySegment entry = pollfds.asSlice(i * Libc.POLLFD.byteSize(), Libc.POLLFD.byteSize());
-                    entry.set(java.lang.foreign.ValueLayout.JAVA_INT, 0, fds[i]);
-                    entry.set(java.lang.foreign.ValueLayout.JAVA_SHORT, 4, Libc.POLLIN);
-                    entry.set(java.lang.foreign.ValueLayout.JAVA_SHORT, 6, (short) 0);
+                    entry.set(ValueLayout.JAVA_INT, 0, fds[i]);
+                    entry.set(ValueLayout.JAVA_SHORT, 4, Libc.POLLIN);
+                    entry.set(ValueLayout.JAVA_SHORT, 6, (short) 0);
                 }
                 int ready = Libc.poll(pollfds, 3, exited ? 0 : -1);
                 if (ready == 0 && exited) {
@@ -226,7 +227,7 @@ final class ManagedProcess {
     }
 
     private static short revents(MemorySegment pollfds, int index) {
-        return pollfds.get(java.lang.foreign.ValueLayout.JAVA_SHORT, index * Libc.POLLFD.byteSize() + 6);
+        return pollfds.get(ValueLayout.JAVA_SHORT, index * Libc.POLLFD.byteSize() + 6);
     }
 
     private void readPty() {

@@ -166,7 +166,10 @@ public final class ProcessService implements RpcService {
         // Subscribe before the output is read, so that the starting client sees all of it.
         OutputHub.Subscription subscription = process.output().subscribe();
         processes.put(process.pid(), process);
-        ScheduledFuture<?> deadline = context.deadline().map(d -> killAt(process, d)).orElse(null);
+        // E2B documents Connect-Timeout-Ms: 0 as "no limit" for the process.
+        boolean unlimited = "0".equals(String.valueOf(context.header("Connect-Timeout-Ms")).trim());
+        ScheduledFuture<?> deadline = unlimited ? null
+                : context.deadline().map(d -> killAt(process, d)).orElse(null);
         process.run(p -> {
             processes.remove(p.pid(), p);
             if (deadline != null) {
@@ -380,7 +383,9 @@ public final class ProcessService implements RpcService {
     }
 
     private static String commandLine(ProcessConfig config) {
-        return String.join(" ", java.util.stream.Stream.concat(java.util.stream.Stream.of(config.getCmd()),
-                config.getArgsList().stream()).toList());
+        List<String> words = new ArrayList<>();
+        words.add(config.getCmd());
+        words.addAll(config.getArgsList());
+        return String.join(" ", words);
     }
 }

@@ -625,8 +625,7 @@ class ProcessServiceTest {
         }
 
         private void awaitSeen(String text) throws IOException {
-            int from = seen.length() == 0 ? 0 : 0;
-            while (seen.indexOf(text, from) < 0) {
+            while (seen.indexOf(text) < 0) {
                 if (next() == null) {
                     throw new AssertionError("stream ended without '" + text + "'; saw: " + seen);
                 }
