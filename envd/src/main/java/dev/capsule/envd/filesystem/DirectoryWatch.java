@@ -54,6 +54,7 @@ final class DirectoryWatch implements AutoCloseable {
     private static final AtomicLong THREADS = new AtomicLong();
 
     private final Path root;
+    private final int maxPending;
     private final boolean recursive;
     private final boolean includeEntry;
     private final Users users;
@@ -73,8 +74,10 @@ final class DirectoryWatch implements AutoCloseable {
     private boolean closed;
     private boolean fdsOpen = true;
 
-    private DirectoryWatch(Path root, boolean recursive, boolean includeEntry, Users users, int inotifyFd, int wakeFd) {
+    private DirectoryWatch(Path root, boolean recursive, boolean includeEntry, Users users, int maxPending,
+                           int inotifyFd, int wakeFd) {
         this.root = root;
+        this.maxPending = maxPending;
         this.recursive = recursive;
         this.includeEntry = includeEntry;
         this.users = users;
@@ -92,6 +95,11 @@ final class DirectoryWatch implements AutoCloseable {
      *                          directory vanished, INTERNAL otherwise
      */
     static DirectoryWatch start(Path root, boolean recursive, boolean includeEntry, Users users) {
+        return start(root, recursive, includeEntry, users, MAX_PENDING);
+    }
+
+    /** As {@link #start(Path, boolean, boolean, Users)}, failing once more than {@code maxPending} events wait. */
+    static DirectoryWatch start(Path root, boolean recursive, boolean includeEntry, Users users, int maxPending) {
         int inotifyFd = Linux.inotifyInit(Linux.O_NONBLOCK | Linux.O_CLOEXEC);
         if (inotifyFd < 0) {
             throw failure("cannot create an inotify instance", Linux.errno());
@@ -102,7 +110,8 @@ final class DirectoryWatch implements AutoCloseable {
             Linux.close(inotifyFd);
             throw failure("cannot create an eventfd", errno);
         }
-        DirectoryWatch watch = new DirectoryWatch(root, recursive, includeEntry, users, inotifyFd, wakeFd);
+        DirectoryWatch watch = new DirectoryWatch(root, recursive, includeEntry, users, maxPending, inotifyFd,
+                wakeFd);
         try {
             watch.rootWd = watch.addWatch(root, EVENTS, true);
             if (recursive) {
@@ -367,8 +376,8 @@ final class DirectoryWatch implements AutoCloseable {
             if (closed) {
                 return false;
             }
-            if (pending.size() + batch.size() > MAX_PENDING) {
-                failure = new ConnectException(Code.RESOURCE_EXHAUSTED, "more than " + MAX_PENDING
+            if (pending.size() + batch.size() > maxPending) {
+                failure = new ConnectException(Code.RESOURCE_EXHAUSTED, "more than " + maxPending
                         + " file system events under " + root + " were left unread, so events were lost;"
                         + " read events sooner, or watch again");
                 changed.signalAll();

@@ -70,6 +70,8 @@ public final class FilesystemService implements RpcService {
     private static final SecureRandom RANDOM = new SecureRandom();
 
     private final UserResolver users;
+    /** Kept for parity with the process service; paths resolve against the user's home, not the default workdir. */
+    @SuppressWarnings("unused")
     private final EnvdState state;
     private final Set<DirectoryWatch> streams = ConcurrentHashMap.newKeySet();
     private final Map<String, DirectoryWatch> watchers = new ConcurrentHashMap<>();
@@ -107,11 +109,6 @@ public final class FilesystemService implements RpcService {
                 watch.close();
             }
         }
-    }
-
-    /** The default user of the sandbox, as /init last set it (for logs and diagnostics). */
-    String defaultUser() {
-        return state.defaultUser();
     }
 
     // ---- Stat, MakeDir, Move, ListDir, Remove ----

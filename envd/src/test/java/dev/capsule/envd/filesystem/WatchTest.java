@@ -201,6 +201,21 @@ class WatchTest {
     }
 
     @Test
+    void aPassedDeadlineEndsTheStreamAndTheWatch() throws Exception {
+        await().atMost(FsHarness.PATIENCE).until(() -> fs.service.openWatches() == 0);
+        long before = FsHarness.inotifyFds();
+        try (FsHarness.Stream stream = fs.stream("WatchDir", "{\"path\":" + q(dir) + "}",
+                Map.of("Connect-Timeout-Ms", "300"))) {
+            expectStart(stream);
+            FsHarness.Message end = stream.nextIgnoringKeepalives();
+            assertThat(end.end()).isTrue();
+            assertThat(end.json().at("/error/code").asText()).isEqualTo("deadline_exceeded");
+        }
+        await().atMost(FsHarness.PATIENCE).until(() -> fs.service.openWatches() == 0);
+        await().atMost(FsHarness.PATIENCE).until(() -> FsHarness.inotifyFds() == before);
+    }
+
+    @Test
     void watchDirErrorsEndTheStream() throws Exception {
         Files.writeString(dir.resolve("file"), "");
         record Case(String json, String user, String code) {}
