@@ -3,9 +3,9 @@
 #
 # envd serves E2B's default user `user` (uid 1000, home /home/user), which this machine does not have. So envd
 # runs in a private mount namespace where a fixture /etc/passwd and /etc/group (the host's, plus `user`) are
-# bind-mounted over the real ones and /home is a fresh tmpfs holding only /home/user. Mounts made in a private
-# namespace never reach the host and vanish with its last process; `stop` ends every process of that namespace
-# by pid and removes the state directory, so nothing is left behind.
+# bind-mounted over the real ones, /home is a fresh tmpfs holding only /home/user, and /root an empty tmpfs.
+# Mounts made in a private namespace never reach the host and vanish with its last process; `stop` ends every
+# process of that namespace by pid and removes the state directory, so nothing is left behind.
 #
 # Usage:
 #   scripts/envd-sandboxed.sh run [--port P] -- CMD [ARG...]   start envd, run CMD, stop envd; exit with CMD's code
@@ -21,6 +21,8 @@
 #   CAPSULE_ENVD_LOG      where envd's output goes (default: <repo>/target/envd-sandboxed-<port>.log)
 #   CAPSULE_HEALTH_WAIT   seconds to wait for GET /health (default 90)
 #   CAPSULE_STATE_ROOT    where the per-port state directory lives (default: /tmp)
+#   CAPSULE_SANDBOX_KEEP  colon-separated paths under /home or /root that envd needs to see (the repo, JAVA_HOME
+#                         and the envd command's folder are kept visible anyway)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +30,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 die() { echo "envd-sandboxed: $*" >&2; exit 2; }
 say() { echo "envd-sandboxed: $*" >&2; }
 
-usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 MODE="$1"; shift
@@ -90,15 +92,20 @@ start() {
   awk -F: '$1 != "user" && $3 != 1000' /etc/group >"$STATE/group"
   echo 'user:x:1000:' >>"$STATE/group"
   chmod 0644 "$STATE/passwd" "$STATE/group"
-  mkdir "$STATE/old-home"
+  mkdir "$STATE/old-home" "$STATE/old-root"
 
-  # Paths under /home that must stay visible to envd once /home is replaced: the repo and the JDK, wherever they are.
-  local keep=() p
-  for p in "$REPO" "${JAVA_HOME:-}" "$(dirname "$(readlink -f "${ENVD_CMD[0]}" 2>/dev/null || echo /)")"; do
-    [ -n "$p" ] && case "$(readlink -f "$p")/" in /home/*) keep+=("$(readlink -f "$p")") ;; esac
+  # Paths under /home or /root that must stay visible to envd once those are replaced by private tmpfs: the repo,
+  # the JDK and the envd command's folder wherever they are, plus CAPSULE_SANDBOX_KEEP (colon-separated).
+  local keep=() p real
+  local IFS_SAVE="$IFS"; IFS=':'; local extra=(${CAPSULE_SANDBOX_KEEP:-}); IFS="$IFS_SAVE"
+  for p in "$REPO" "${JAVA_HOME:-}" "$(dirname "$(readlink -f "${ENVD_CMD[0]}" 2>/dev/null || echo /)")" "${extra[@]}"; do
+    [ -n "$p" ] && [ -e "$p" ] || continue
+    real="$(readlink -f "$p")"
+    case "$real/" in /home/*|/root/*) keep+=("$real") ;; esac
   done
 
   # Runs inside the new namespace (as unshare's command): set up mounts, then become envd (exec keeps the pid).
+  # /home and /root become private tmpfs: whatever the tests do there, as `user` or as root, stays off the host.
   # shellcheck disable=SC2016
   local inner='
     set -eu
@@ -107,14 +114,21 @@ start() {
     mount --bind "$state/passwd" /etc/passwd
     mount --bind "$state/group" /etc/group
     mount --rbind /home "$state/old-home"
+    mount --rbind /root "$state/old-root"
     mount -t tmpfs -o mode=0755,size=2g capsule-home /home
+    mount -t tmpfs -o mode=0700,size=1g capsule-root /root
     mkdir -m 0755 /home/user
     cp -a /etc/skel/. /home/user/ 2>/dev/null || true
     chown -R 1000:1000 /home/user
     for k in "${keep[@]}"; do
-      mkdir -p "$k"; mount --rbind "$state/old-home/${k#/home/}" "$k"
+      case "$k/" in
+        /home/*) from="$state/old-home/${k#/home/}" ;;
+        /root/*) from="$state/old-root/${k#/root/}" ;;
+      esac
+      mkdir -p "$k"; mount --rbind "$from" "$k"
     done
     umount -l "$state/old-home"
+    umount -l "$state/old-root"
     cd /
     exec "$@"
   '
