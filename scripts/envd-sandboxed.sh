@@ -61,11 +61,15 @@ fi
 
 health_code() { curl -s -o /dev/null -m 2 -w '%{http_code}' "$HEALTH_URL" 2>/dev/null || true; }
 
-# Pids of every process whose mount namespace is $1 (a link text like mnt:[4026532]).
+# Start time of a process (clock ticks since boot, field 22 of /proc/PID/stat), or nothing if it is gone.
+start_time() { sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+
+# Pids of every process in envd's namespace: same mount namespace ($1, like mnt:[4026532]) and, since namespace
+# numbers are reused once a namespace dies, the marker file $2 that only our namespace's /home has.
 pids_in_namespace() {
-  local ns="$1" p
+  local ns="$1" marker="$2" p
   for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && echo "${p#/proc/}"
+    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && [ -e "$p/root/home/$marker" ] && echo "${p#/proc/}"
   done
   return 0
 }
@@ -93,6 +97,8 @@ start() {
   echo 'user:x:1000:' >>"$STATE/group"
   chmod 0644 "$STATE/passwd" "$STATE/group"
   mkdir "$STATE/old-home" "$STATE/old-root"
+  local marker; marker=".capsule-sandbox-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+  echo "$marker" >"$STATE/marker"
 
   # Paths under /home or /root that must stay visible to envd once those are replaced by private tmpfs: the repo,
   # the JDK and the envd command's folder wherever they are, plus CAPSULE_SANDBOX_KEEP (colon-separated).
@@ -109,7 +115,7 @@ start() {
   # shellcheck disable=SC2016
   local inner='
     set -eu
-    state="$1"; shift; nkeep="$1"; shift
+    state="$1"; shift; marker="$1"; shift; nkeep="$1"; shift
     keep=(); for ((i = 0; i < nkeep; i++)); do keep+=("$1"); shift; done
     mount --bind "$state/passwd" /etc/passwd
     mount --bind "$state/group" /etc/group
@@ -117,6 +123,7 @@ start() {
     mount --rbind /root "$state/old-root"
     mount -t tmpfs -o mode=0755,size=2g capsule-home /home
     mount -t tmpfs -o mode=0700,size=1g capsule-root /root
+    : >"/home/$marker"
     mkdir -m 0755 /home/user
     cp -a /etc/skel/. /home/user/ 2>/dev/null || true
     chown -R 1000:1000 /home/user
@@ -134,10 +141,12 @@ start() {
   '
   say "starting ${ENVD_CMD[*]} --port $PORT in a private mount namespace (log: $LOG)"
   # setsid: envd leads its own process group, so `stop` can signal it and its direct children at once.
-  setsid unshare --mount --propagation private -- bash -c "$inner" envd-sandbox "$STATE" "${#keep[@]}" "${keep[@]}" \
+  setsid unshare --mount --propagation private -- bash -c "$inner" envd-sandbox "$STATE" "$marker" "${#keep[@]}" "${keep[@]}" \
     "${ENVD_CMD[@]}" --port "$PORT" </dev/null >"$LOG" 2>&1 &
   local pid=$!
   echo "$pid" >"$STATE/envd.pid"
+  # The pid's start time tells a later `stop` whether that pid is still our envd and not a reused number.
+  start_time "$pid" >"$STATE/envd.start" || true
 
   # Wait for health; fail fast if envd died.
   local deadline=$((SECONDS + HEALTH_WAIT))
@@ -173,9 +182,14 @@ start() {
 # Stops what `start` recorded in $STATE, by pid, and removes $STATE. Safe to call twice.
 stop_state() {
   [ -d "$STATE" ] || return 0
-  local pid ns="" p left
+  local pid ns="" p left marker
   pid="$(cat "$STATE/envd.pid" 2>/dev/null || true)"
+  marker="$(cat "$STATE/marker" 2>/dev/null || true)"
   [ -f "$STATE/mntns" ] && ns="$(cat "$STATE/mntns")"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(start_time "$pid")" != "$(cat "$STATE/envd.start" 2>/dev/null)" ]; then
+    say "pid $pid is no longer the envd this script started; not signalling it"
+    pid=""
+  fi
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     [ -z "$ns" ] && ns="$(readlink "/proc/$pid/ns/mnt" 2>/dev/null || true)"
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
@@ -188,14 +202,14 @@ stop_state() {
     wait "$pid" 2>/dev/null || true
   fi
   # Whatever still lives in envd's namespace was started by envd: end it, by pid.
-  if [ -n "$ns" ] && [ "$ns" != "$(readlink /proc/self/ns/mnt)" ]; then
-    left="$(pids_in_namespace "$ns" | tr '\n' ' ')"
+  if [ -n "$ns" ] && [ -n "$marker" ] && [ "$ns" != "$(readlink /proc/self/ns/mnt)" ]; then
+    left="$(pids_in_namespace "$ns" "$marker" | tr '\n' ' ')"
     if [ -n "${left// /}" ]; then
       say "processes left in envd's namespace after it stopped, killing them: $left"
       for p in $left; do ps -o pid=,user=,args= -p "$p" >&2 2>/dev/null || true; done
       # shellcheck disable=SC2086
       kill -KILL $left 2>/dev/null || true
-      for _ in $(seq 1 50); do [ -z "$(pids_in_namespace "$ns")" ] && break; sleep 0.1; done
+      for _ in $(seq 1 50); do [ -z "$(pids_in_namespace "$ns" "$marker")" ] && break; sleep 0.1; done
     fi
   fi
   rm -rf "$STATE"

@@ -2,7 +2,7 @@
 # Runs the whole test suite: every JUnit test (./mvnw -B verify), then the end-to-end suite (the official e2b SDK,
 # e2e/) against a freshly started envd in a private mount namespace (scripts/envd-sandboxed.sh). Both parts run even
 # if the first fails. Ends with one line `summary: N passed, N failed, N skipped` and exits non-zero on any failure,
-# on a run that ran no test, or when the host's mounts changed.
+# on a run that ran no test, or (in CI, or with CAPSULE_STRICT_MOUNTS=1) when the host's mounts changed.
 # Run scripts/setup.sh once first.
 #
 # Environment: CAPSULE_PORT (envd port for the e2e suite, default 49983), CAPSULE_SKIP_JUNIT=1 / CAPSULE_SKIP_E2E=1
@@ -95,7 +95,12 @@ mounts_after="$(findmnt -rn -o TARGET,SOURCE,FSTYPE | sort)"
 if [ "$mounts_before" != "$mounts_after" ]; then
   echo "test: the host's mounts changed during the run:" >&2
   diff <(echo "$mounts_before") <(echo "$mounts_after") >&2
-  problems+=("host mounts changed (leak)")
+  # On a developer's machine other work may mount things meanwhile; in CI nothing else runs, so it is a leak.
+  if [ "${CI:-}" = true ] || [ "${CAPSULE_STRICT_MOUNTS:-}" = 1 ]; then
+    problems+=("host mounts changed during the run (leaked mounts?)")
+  else
+    echo "test: (not counted as a failure outside CI; CAPSULE_STRICT_MOUNTS=1 makes it one)" >&2
+  fi
 fi
 
 echo
