@@ -3,7 +3,8 @@
 #
 # envd serves E2B's default user `user` (uid 1000, home /home/user), which this machine does not have. So envd
 # runs in a private mount namespace where a fixture /etc/passwd and /etc/group (the host's, plus `user`) are
-# bind-mounted over the real ones, /home is a fresh tmpfs holding only /home/user, and /root an empty tmpfs.
+# bind-mounted over the real ones, /home is a fresh tmpfs holding only /home/user, and /root and /tmp are empty
+# tmpfs.
 # Mounts made in a private namespace never reach the host and vanish with its last process; `stop` ends every
 # process of that namespace by pid and removes the state directory, so nothing is left behind.
 #
@@ -21,7 +22,7 @@
 #   CAPSULE_ENVD_LOG      where envd's output goes (default: <repo>/target/envd-sandboxed-<port>.log)
 #   CAPSULE_HEALTH_WAIT   seconds to wait for GET /health (default 90)
 #   CAPSULE_STATE_ROOT    where the per-port state directory lives (default: /tmp)
-#   CAPSULE_SANDBOX_KEEP  colon-separated paths under /home or /root that envd needs to see (the repo, JAVA_HOME
+#   CAPSULE_SANDBOX_KEEP  colon-separated paths under /home, /root or /tmp that envd needs (the repo, JAVA_HOME
 #                         and the envd command's folder are kept visible anyway)
 set -euo pipefail
 
@@ -96,22 +97,24 @@ start() {
   awk -F: '$1 != "user" && $3 != 1000' /etc/group >"$STATE/group"
   echo 'user:x:1000:' >>"$STATE/group"
   chmod 0644 "$STATE/passwd" "$STATE/group"
-  mkdir "$STATE/old-home" "$STATE/old-root"
+  mkdir "$STATE/stash"
   local marker; marker=".capsule-sandbox-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
   echo "$marker" >"$STATE/marker"
 
-  # Paths under /home or /root that must stay visible to envd once those are replaced by private tmpfs: the repo,
-  # the JDK and the envd command's folder wherever they are, plus CAPSULE_SANDBOX_KEEP (colon-separated).
+  # Paths under /home, /root or /tmp that must stay visible to envd once those are replaced by private tmpfs: the
+  # repo, the JDK and the envd command's folder wherever they are, plus CAPSULE_SANDBOX_KEEP (colon-separated).
   local keep=() p real
   local IFS_SAVE="$IFS"; IFS=':'; local extra=(${CAPSULE_SANDBOX_KEEP:-}); IFS="$IFS_SAVE"
   for p in "$REPO" "${JAVA_HOME:-}" "$(dirname "$(readlink -f "${ENVD_CMD[0]}" 2>/dev/null || echo /)")" "${extra[@]}"; do
     [ -n "$p" ] && [ -e "$p" ] || continue
     real="$(readlink -f "$p")"
-    case "$real/" in /home/*|/root/*) keep+=("$real") ;; esac
+    case "$real/" in /home/*|/root/*|/tmp/*) keep+=("$real") ;; esac
   done
 
   # Runs inside the new namespace (as unshare's command): set up mounts, then become envd (exec keeps the pid).
-  # /home and /root become private tmpfs: whatever the tests do there, as `user` or as root, stays off the host.
+  # /home, /root and /tmp become private tmpfs: whatever the tests, envd or its libraries write there (as `user`
+  # or as root) stays off the host. The old trees are first bound into a stash and reached through the working
+  # directory, which stays usable after /tmp (where the stash usually lives) is covered.
   # shellcheck disable=SC2016
   local inner='
     set -eu
@@ -119,23 +122,24 @@ start() {
     keep=(); for ((i = 0; i < nkeep; i++)); do keep+=("$1"); shift; done
     mount --bind "$state/passwd" /etc/passwd
     mount --bind "$state/group" /etc/group
-    mount --rbind /home "$state/old-home"
-    mount --rbind /root "$state/old-root"
+    mount -t tmpfs -o mode=0700,size=1m capsule-stash "$state/stash"
+    cd "$state/stash"
+    mkdir home root tmp
+    mount --rbind /home ./home
+    mount --rbind /root ./root
+    mount --rbind /tmp ./tmp
     mount -t tmpfs -o mode=0755,size=2g capsule-home /home
     mount -t tmpfs -o mode=0700,size=1g capsule-root /root
+    mount -t tmpfs -o mode=1777,size=2g capsule-tmp /tmp
     : >"/home/$marker"
     mkdir -m 0755 /home/user
     cp -a /etc/skel/. /home/user/ 2>/dev/null || true
     chown -R 1000:1000 /home/user
     for k in "${keep[@]}"; do
-      case "$k/" in
-        /home/*) from="$state/old-home/${k#/home/}" ;;
-        /root/*) from="$state/old-root/${k#/root/}" ;;
-      esac
-      mkdir -p "$k"; mount --rbind "$from" "$k"
+      top="${k#/}"; top="${top%%/*}"
+      mkdir -p "$k"; mount --rbind "./$top/${k#/$top/}" "$k"
     done
-    umount -l "$state/old-home"
-    umount -l "$state/old-root"
+    # The stash stays mounted but out of reach: its path is under the covered /tmp, and it dies with the namespace.
     cd /
     exec "$@"
   '
