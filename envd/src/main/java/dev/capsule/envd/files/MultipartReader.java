@@ -35,7 +35,7 @@ final class MultipartReader {
         buf[0] = '\r';
         buf[1] = '\n';
         lim = 2;
-        current = new Part(Map.of()); // the preamble, skipped by the first next()
+        current = new Part(null); // the preamble, skipped by the first next()
     }
 
     /** The boundary parameter of a multipart Content-Type, or null. */
@@ -52,8 +52,18 @@ final class MultipartReader {
         if (current != null) {
             byte[] skip = new byte[8192];
             InputStream body = current.body();
-            while (body.read(skip, 0, skip.length) >= 0) {
-                // discard
+            try {
+                while (body.read(skip, 0, skip.length) >= 0) {
+                    // discard
+                }
+            } catch (IOException e) {
+                if (current.isPreamble()) {
+                    // No boundary at all (e.g. an empty body): a form without parts, as Go's reader sees it.
+                    finished = true;
+                    current = null;
+                    return null;
+                }
+                throw e;
             }
         }
         fill(2);
@@ -167,8 +177,15 @@ final class MultipartReader {
         private boolean done;
 
         private Part(Map<String, String> headers) {
-            this.headers = headers;
-            this.disposition = HeaderParams.parse(headers.get("content-disposition"));
+            this.headers = headers == null ? Map.of() : headers;
+            this.disposition = HeaderParams.parse(this.headers.get("content-disposition"));
+            this.preamble = headers == null;
+        }
+
+        private final boolean preamble;
+
+        boolean isPreamble() {
+            return preamble;
         }
 
         Map<String, String> headers() {
