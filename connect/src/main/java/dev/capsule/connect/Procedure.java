@@ -5,7 +5,6 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerRequest;
 
 import java.util.List;
-import java.util.Queue;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
@@ -103,14 +102,18 @@ final class Procedure<I extends Message, O extends Message> {
     }
 
     private I decodeSingleEnvelope(Call call, byte[] body) {
-        Envelope.Reader reader = new Envelope.Reader(call.maxMessageBytes);
-        Queue<Envelope> envelopes = reader.feed(Buffer.buffer(body));
-        if (envelopes.size() != 1 || reader.hasPartial()) {
+        // The whole body is here (its size already checked), so any mismatch is a malformed request.
+        long declared = body.length >= 5 ? Buffer.buffer(body).getUnsignedInt(1) : -1;
+        if (declared != body.length - 5L) {
             throw new ConnectException(Code.INVALID_ARGUMENT, "a server-streaming request must carry exactly one "
-                    + "enveloped message (1 flags byte, 4-byte big-endian length, payload); got "
-                    + envelopes.size() + (reader.hasPartial() ? " and a truncated one" : ""));
+                    + "enveloped message (1 flags byte, 4-byte big-endian length, payload); got a body of "
+                    + body.length + " bytes" + (declared >= 0 ? " whose envelope announces " + declared : ""));
         }
-        return decodeEnvelope(call, envelopes.peek());
+        byte flags = body[0];
+        if ((flags & Envelope.END_STREAM) != 0) {
+            throw new ConnectException(Code.INVALID_ARGUMENT, "clients must not send end-of-stream messages (flag 0x02)");
+        }
+        return decodeEnvelope(call, new Envelope(flags, java.util.Arrays.copyOfRange(body, 5, body.length)));
     }
 
     private I decodeEnvelope(Call call, Envelope envelope) {
