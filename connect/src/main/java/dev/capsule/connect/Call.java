@@ -306,7 +306,8 @@ final class Call implements CallContext {
             deadlineTimer = -1;
         }
         if (!request.isEnded()) {
-            // Whatever the client still sends is of no use now: drop it rather than queue it.
+            // Whatever the client still sends is of no use now: drop it rather than queue it. Reading it (rather
+            // than leaving it paused) also gives HTTP/2 flow-control credit back, so other streams keep moving.
             request.handler(chunk -> {});
             request.resume();
         }
