@@ -1,90 +1,115 @@
 package dev.capsule.connect;
 
-import io.vertx.core.Future;
+import io.vertx.core.Context;
+import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
+import io.vertx.core.http.HttpVersion;
 
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 
 /**
  * One call in flight: its request headers, deadline and cancellation, and the one place that writes its response, so
  * that a handler, a deadline and a vanished client never write over each other.
+ *
+ * <p>Threading: the response is only ever touched on the request's Vert.x context (its event loop). Handlers run on
+ * virtual threads and reach the response through {@link Context#runOnContext}, which keeps their writes in order;
+ * the call's state ({@code finished}, {@code headWritten}, the pending send) is confined to that event loop, so every
+ * decision about what may still be written is taken in one thread. Only {@link #cancellation} is read elsewhere.
  */
 final class Call implements CallContext {
-    private static final long MAX_TIMEOUT_MS = 9_999_999_999L;
-
     final HttpServerRequest request;
     final HttpServerResponse response;
     final Codec codec;
+    /** A streaming call (connect+json / connect+proto): errors travel in the end-of-stream message. */
+    final boolean stream;
     final int maxMessageBytes;
     /** The client accepts gzip-compressed response messages. */
     final boolean gzipResponses;
     /** The client compressed its request messages with gzip. */
     final boolean gzipRequests;
+    /** Why the request cannot be served at all (bad headers), or null. */
+    final ConnectException rejection;
 
+    private final Context context;
     private final Instant deadline;
-    private final Map<String, String> responseHeaders = new LinkedHashMap<>();
     private final List<Consumer<ConnectException>> cancelListeners = new ArrayList<>();
-    private final ReentrantLock writeLock = new ReentrantLock();
-    private ScheduledFuture<?> deadlineTimer;
     private volatile ConnectException cancellation;
+
+    // Confined to the event loop.
+    private final Map<String, String> responseHeaders = new LinkedHashMap<>();
+    private long deadlineTimer = -1;
     private boolean headWritten;
     private boolean finished;
+    private CompletableFuture<Void> pendingSend;
 
-    Call(HttpServerRequest request, Codec codec, ScheduledExecutorService timers, int maxMessageBytes) {
+    /** Called on the event loop. Reads the call's headers; a bad header becomes {@link #rejection}. */
+    Call(HttpServerRequest request, Codec codec, boolean stream, int maxMessageBytes) {
         this.request = request;
         this.response = request.response();
         this.codec = codec;
+        this.stream = stream;
         this.maxMessageBytes = maxMessageBytes;
-        String version = request.getHeader("Connect-Protocol-Version");
-        if (version != null && !version.equals("1")) {
-            throw new ConnectException(Code.INVALID_ARGUMENT,
-                    "Connect-Protocol-Version must be 1, got '" + version + "'");
-        }
-        this.deadline = parseDeadline(request.getHeader("Connect-Timeout-Ms"));
-        boolean unary = codec != null && isUnaryContentType(request.getHeader("Content-Type"));
-        String requestEncoding = request.getHeader(unary ? "Content-Encoding" : "Connect-Content-Encoding");
-        if (requestEncoding != null && !requestEncoding.equalsIgnoreCase("gzip")
-                && !requestEncoding.equalsIgnoreCase("identity")) {
-            throw new ConnectException(Code.UNIMPLEMENTED, "unsupported request compression '" + requestEncoding
-                    + "': this server accepts gzip or identity");
-        }
+        this.context = Vertx.currentContext();
+        String encodingHeader = stream ? "Connect-Content-Encoding" : "Content-Encoding";
+        String requestEncoding = request.getHeader(encodingHeader);
         this.gzipRequests = "gzip".equalsIgnoreCase(requestEncoding);
-        this.gzipResponses = Gzip.accepts(request.getHeader(unary ? "Accept-Encoding" : "Connect-Accept-Encoding"));
-        response.closeHandler(v -> cancel(new ConnectException(Code.CANCELED, "the client closed the connection")));
-        if (deadline != null) {
-            long delay = Math.max(0, deadline.toEpochMilli() - System.currentTimeMillis());
-            deadlineTimer = timers.schedule(() -> cancel(new ConnectException(Code.DEADLINE_EXCEEDED,
-                    "the call's deadline (Connect-Timeout-Ms) passed")), delay, TimeUnit.MILLISECONDS);
+        this.gzipResponses = Gzip.accepts(request.getHeader(stream ? "Connect-Accept-Encoding" : "Accept-Encoding"));
+        Instant parsedDeadline = null;
+        ConnectException problem = null;
+        try {
+            String version = request.getHeader("Connect-Protocol-Version");
+            if (version != null && !version.equals("1")) {
+                throw new ConnectException(Code.INVALID_ARGUMENT, "Connect-Protocol-Version must be 1, got '"
+                        + version + "': this server speaks version 1 of the Connect protocol");
+            }
+            if (requestEncoding != null && !gzipRequests && !requestEncoding.equalsIgnoreCase("identity")) {
+                responseHeaders.put(stream ? "Connect-Accept-Encoding" : "Accept-Encoding", "gzip");
+                throw new ConnectException(Code.UNIMPLEMENTED, "unsupported " + encodingHeader + " '"
+                        + requestEncoding + "': this server accepts gzip or identity");
+            }
+            parsedDeadline = parseDeadline(request.getHeader("Connect-Timeout-Ms"));
+        } catch (ConnectException e) {
+            problem = e;
         }
-    }
-
-    private static boolean isUnaryContentType(String contentType) {
-        return contentType != null && !contentType.toLowerCase(java.util.Locale.ROOT).startsWith("application/connect+");
+        this.deadline = parsedDeadline;
+        this.rejection = problem;
     }
 
     private static Instant parseDeadline(String header) {
-        if (header == null || header.isEmpty()) {
+        if (header == null) {
             return null;
         }
-        if (header.length() > 10 || !header.chars().allMatch(Character::isDigit)) {
-            throw new ConnectException(Code.INVALID_ARGUMENT,
-                    "invalid Connect-Timeout-Ms '" + header + "': send a positive integer of at most 10 digits");
+        if (header.isEmpty() || header.length() > 10 || !header.chars().allMatch(c -> c >= '0' && c <= '9')) {
+            throw new ConnectException(Code.INVALID_ARGUMENT, "invalid Connect-Timeout-Ms '" + header
+                    + "': send the timeout in milliseconds as a non-negative integer of at most 10 digits");
         }
-        long ms = Math.min(Long.parseLong(header), MAX_TIMEOUT_MS);
-        return Instant.now().plusMillis(ms);
+        return Instant.now().plusMillis(Long.parseLong(header));
+    }
+
+    /** Called on the event loop once the call is accepted: starts watching the connection and the deadline. */
+    void arm() {
+        response.closeHandler(v -> cancelOnLoop(new ConnectException(Code.CANCELED,
+                "the client closed the connection")));
+        if (deadline != null) {
+            long delay = Math.max(1, deadline.toEpochMilli() - System.currentTimeMillis());
+            deadlineTimer = context.owner().setTimer(delay, id -> {
+                deadlineTimer = -1;
+                cancelOnLoop(new ConnectException(Code.DEADLINE_EXCEEDED,
+                        "the call's deadline (Connect-Timeout-Ms: " + request.getHeader("Connect-Timeout-Ms")
+                                + ") passed before it finished"));
+            });
+        }
     }
 
     @Override
@@ -132,21 +157,124 @@ final class Call implements CallContext {
 
     @Override
     public void setResponseHeader(String name, String value) {
-        writeLock.lock();
-        try {
+        onLoop(() -> {
             if (!headWritten) {
                 responseHeaders.put(name, value);
             }
-        } finally {
-            writeLock.unlock();
+        });
+    }
+
+    // ---- called from handler threads ----
+
+    /** Writes a unary success response. Ignored if the call already ended (e.g. its deadline passed). */
+    void respondUnary(byte[] body) {
+        boolean compress = gzipResponses && body.length >= Gzip.MIN_COMPRESS_BYTES;
+        Buffer payload = Buffer.buffer(compress ? Gzip.compress(body) : body);
+        onLoop(() -> {
+            if (finished) {
+                return;
+            }
+            markFinished();
+            writeHead(200, codec.unaryContentType());
+            if (compress) {
+                response.putHeader("Content-Encoding", "gzip");
+            }
+            response.end(payload);
+        });
+    }
+
+    /**
+     * Writes one message envelope of a stream. Returns once the connection can take more; blocks while the client
+     * reads slower than the handler sends (the write queue is full), so at most one message waits in memory.
+     */
+    void sendStreamMessage(byte[] message) {
+        ConnectException over = cancellation;
+        if (over != null) {
+            throw over;
+        }
+        byte flags = 0;
+        if (gzipResponses && message.length >= Gzip.MIN_COMPRESS_BYTES) {
+            message = Gzip.compress(message);
+            flags = Envelope.COMPRESSED;
+        }
+        Buffer frame = Envelope.frame(flags, message);
+        CompletableFuture<Void> accepted = new CompletableFuture<>();
+        onLoop(() -> writeMessageOnLoop(frame, accepted));
+        try {
+            accepted.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ConnectException(Code.CANCELED, "interrupted while sending a stream message");
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof ConnectException ce ? ce
+                    : new ConnectException(Code.CANCELED, "the stream broke: " + e.getCause(), e.getCause());
         }
     }
 
-    /** Ends the call early (client gone or deadline passed): tells the listeners and, for a deadline, the client. */
-    void cancel(ConnectException reason) {
+    /** Ends the call: a stream with success (error null) or the error, a unary call with the error. */
+    void finish(ConnectException error) {
+        onLoop(() -> finishOnLoop(error));
+    }
+
+    // ---- event loop ----
+
+    private void onLoop(Runnable action) {
+        context.runOnContext(v -> action.run());
+    }
+
+    private void writeMessageOnLoop(Buffer frame, CompletableFuture<Void> accepted) {
+        if (finished) {
+            accepted.completeExceptionally(cancellation != null ? cancellation
+                    : new ConnectException(Code.CANCELED, "the stream has already ended"));
+            return;
+        }
+        writeHead(200, codec.streamContentType());
+        response.write(frame).onFailure(e -> cancelOnLoop(new ConnectException(Code.CANCELED,
+                "the client went away: " + e.getMessage())));
+        if (response.writeQueueFull()) {
+            pendingSend = accepted;
+            response.drainHandler(v -> releasePendingSend(null));
+        } else {
+            accepted.complete(null);
+        }
+    }
+
+    private void releasePendingSend(ConnectException failure) {
+        CompletableFuture<Void> pending = pendingSend;
+        pendingSend = null;
+        if (pending != null) {
+            if (failure == null) {
+                pending.complete(null);
+            } else {
+                pending.completeExceptionally(failure);
+            }
+        }
+    }
+
+    /** Ends the call with success or an error: a unary error response, or a stream's end message. */
+    void finishOnLoop(ConnectException error) {
+        if (finished) {
+            return;
+        }
+        markFinished();
+        if (stream) {
+            writeHead(200, codec.streamContentType());
+            response.end(Envelope.frame(Envelope.END_STREAM, Errors.endStreamJson(error)));
+            releasePendingSend(error != null ? error : new ConnectException(Code.CANCELED, "the stream has ended"));
+            return;
+        }
+        if (error == null) {
+            throw new IllegalStateException("a unary call ends with a response or an error");
+        }
+        writeHead(error.code().httpStatus(), "application/json");
+        response.end(Errors.unaryErrorBody(error));
+    }
+
+    /** Ends the call because the client went away or the deadline passed; tells the handler's listeners. */
+    void cancelOnLoop(ConnectException reason) {
         List<Consumer<ConnectException>> listeners;
         synchronized (cancelListeners) {
-            if (cancellation != null || isFinished()) {
+            if (finished || cancellation != null) {
                 return;
             }
             cancellation = reason;
@@ -154,158 +282,68 @@ final class Call implements CallContext {
             cancelListeners.clear();
         }
         if (reason.code() == Code.DEADLINE_EXCEEDED) {
-            fail(reason);
+            finishOnLoop(reason);
+        } else {
+            markFinished();
         }
+        releasePendingSend(reason);
         for (Consumer<ConnectException> listener : listeners) {
             Thread.ofVirtual().start(() -> listener.accept(reason));
         }
     }
 
-    private boolean isFinished() {
-        writeLock.lock();
-        try {
-            return finished;
-        } finally {
-            writeLock.unlock();
+    /** Closes the connection after the response (HTTP/1.x only: HTTP/2 forbids the header and ends just the stream). */
+    void closeConnectionAfterResponse() {
+        if (request.version() != HttpVersion.HTTP_2 && !headWritten) {
+            responseHeaders.put("Connection", "close");
         }
     }
 
-    // ---- response writing: unary ----
-
-    /** Writes a unary success response. Ignored if the call already ended (e.g. its deadline passed). */
-    void respondUnary(byte[] body) {
-        writeLock.lock();
-        try {
-            if (finished) {
-                return;
-            }
-            finished = true;
-            cancelTimer();
-            applyHeaders();
-            response.putHeader("Content-Type", codec.unaryContentType());
-            if (gzipResponses && body.length >= Gzip.MIN_COMPRESS_BYTES) {
-                body = Gzip.compress(body);
-                response.putHeader("Content-Encoding", "gzip");
-            }
-            response.setStatusCode(200).end(Buffer.buffer(body));
-        } finally {
-            writeLock.unlock();
-        }
-    }
-
-    // ---- response writing: streams ----
-
-    /** Writes one message envelope of a server stream, waiting until the connection has taken it. */
-    void sendStreamMessage(byte[] message) {
-        Future<Void> written;
-        writeLock.lock();
-        try {
-            if (finished || cancellation != null) {
-                throw cancellation != null ? cancellation
-                        : new ConnectException(Code.CANCELED, "the stream has already ended");
-            }
-            writeStreamHead();
-            byte flags = 0;
-            if (gzipResponses && message.length >= Gzip.MIN_COMPRESS_BYTES) {
-                message = Gzip.compress(message);
-                flags = Envelope.COMPRESSED;
-            }
-            written = response.write(Envelope.frame(flags, message));
-        } finally {
-            writeLock.unlock();
-        }
-        await(written);
-    }
-
-    /** Ends a server stream (or a call whose outcome is an error) with success or the given error. */
-    void finish(ConnectException error) {
-        if (error == null) {
-            endStream(null);
-        } else {
-            fail(error);
-        }
-    }
-
-    /** Ends the call with an error: a unary error response, or a stream's end message carrying it. */
-    void fail(ConnectException error) {
-        writeLock.lock();
-        try {
-            if (finished) {
-                return;
-            }
-            if (isStream()) {
-                endStreamLocked(error);
-                return;
-            }
-            finished = true;
-            cancelTimer();
-            applyHeaders();
-            Errors.writeUnary(response, error, error.code().httpStatus());
-        } finally {
-            writeLock.unlock();
-        }
-    }
-
-    private void endStream(ConnectException error) {
-        writeLock.lock();
-        try {
-            if (!finished) {
-                endStreamLocked(error);
-            }
-        } finally {
-            writeLock.unlock();
-        }
-    }
-
-    private void endStreamLocked(ConnectException error) {
+    private void markFinished() {
         finished = true;
-        cancelTimer();
-        writeStreamHead();
-        response.end(Envelope.frame(Envelope.END_STREAM, Errors.endStreamJson(error)));
-    }
-
-    private boolean isStream() {
-        return !isUnaryContentType(request.getHeader("Content-Type"));
-    }
-
-    private void writeStreamHead() {
-        if (headWritten) {
-            return;
+        if (deadlineTimer != -1) {
+            context.owner().cancelTimer(deadlineTimer);
+            deadlineTimer = -1;
         }
-        applyHeaders();
-        response.setStatusCode(200);
-        response.putHeader("Content-Type", codec.streamContentType());
-        if (gzipResponses) {
-            response.putHeader("Connect-Content-Encoding", "gzip");
+        if (!request.isEnded()) {
+            // Whatever the client still sends is of no use now: drop it rather than queue it. Reading it (rather
+            // than leaving it paused) also gives HTTP/2 flow-control credit back, so other streams keep moving.
+            request.handler(chunk -> {});
+            request.resume();
         }
-        response.setChunked(true);
     }
 
-    private void applyHeaders() {
+    private void writeHead(int status, String contentType) {
         if (headWritten) {
             return;
         }
         headWritten = true;
         responseHeaders.forEach(response::putHeader);
-    }
-
-    private void cancelTimer() {
-        if (deadlineTimer != null) {
-            deadlineTimer.cancel(false);
+        response.setStatusCode(status);
+        response.putHeader("Content-Type", contentType);
+        if (stream) {
+            if (gzipResponses) {
+                response.putHeader("Connect-Content-Encoding", "gzip");
+            }
+            response.setChunked(true);
         }
     }
 
-    private void await(Future<Void> written) {
-        try {
-            written.toCompletionStage().toCompletableFuture().get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new ConnectException(Code.CANCELED, "interrupted while sending");
-        } catch (ExecutionException e) {
-            ConnectException reason = new ConnectException(Code.CANCELED,
-                    "the client went away: " + e.getCause().getMessage());
-            cancel(reason);
-            throw cancellation != null ? cancellation : reason;
-        }
+    /** True once the response is complete or can no longer be written (event loop only). */
+    boolean finishedOnLoop() {
+        return finished;
+    }
+
+    /** Resumes reading the request body (client streams pause it while the handler is behind). */
+    void resumeRequest() {
+        onLoop(() -> {
+            if (!finished) {
+                request.resume();
+            }
+        });
+    }
+
+    static boolean isStreamContentType(String contentType) {
+        return contentType != null && contentType.toLowerCase(Locale.ROOT).startsWith("application/connect+");
     }
 }

@@ -1,9 +1,15 @@
 package dev.capsule.connect;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParseException;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.util.JsonFormat;
 
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 
 /**
@@ -14,6 +20,8 @@ enum Codec {
     JSON("json"),
     PROTO("proto");
 
+    private static final JsonFactory STRICT_JSON = JsonFactory.builder()
+            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
     private static final JsonFormat.Parser JSON_PARSER = JsonFormat.parser().ignoringUnknownFields();
     private static final JsonFormat.Printer JSON_PRINTER = JsonFormat.printer().omittingInsignificantWhitespace();
 
@@ -49,12 +57,32 @@ enum Codec {
             }
             Message.Builder builder = prototype.newBuilderForType();
             String text = new String(bytes, StandardCharsets.UTF_8);
-            JSON_PARSER.merge(text.isBlank() ? "{}" : text, builder);
+            if (text.isBlank()) {
+                return (M) builder.build();
+            }
+            requireStrictJsonObject(bytes);
+            JSON_PARSER.merge(text, builder);
             return (M) builder.build();
-        } catch (InvalidProtocolBufferException | RuntimeException e) {
+        } catch (IOException | RuntimeException e) {
             throw new ConnectException(Code.INVALID_ARGUMENT,
                     "invalid " + name + " request message for " + prototype.getDescriptorForType().getFullName()
                             + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * JsonFormat parses leniently (unquoted strings, comments, trailing garbage); a Connect server must refuse what
+     * is not JSON, so the body is first checked by a strict tokenizer: one object and nothing after it.
+     */
+    private static void requireStrictJsonObject(byte[] bytes) throws IOException {
+        try (JsonParser parser = STRICT_JSON.createParser(bytes)) {
+            if (parser.nextToken() != JsonToken.START_OBJECT) {
+                throw new JsonParseException(parser, "a message must be a JSON object");
+            }
+            parser.skipChildren();
+            if (parser.nextToken() != null) {
+                throw new JsonParseException(parser, "unexpected content after the JSON object");
+            }
         }
     }
 

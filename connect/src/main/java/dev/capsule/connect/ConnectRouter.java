@@ -2,7 +2,6 @@ package dev.capsule.connect;
 
 import com.google.protobuf.Message;
 import io.vertx.core.Handler;
-import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
@@ -15,7 +14,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
 
 /**
  * Serves Connect procedures ({@code POST /<package>.<Service>/<Method>}) on a Vert.x HTTP server: unary calls with
@@ -30,7 +28,7 @@ public final class ConnectRouter implements Handler<HttpServerRequest> {
     private final Set<String> servicePrefixes;
     private final List<Interceptor> interceptors;
     private final ExecutorService executor;
-    private final ScheduledExecutorService timers;
+    private final boolean ownsExecutor;
     private final int maxMessageBytes;
 
     private ConnectRouter(Builder builder) {
@@ -41,11 +39,7 @@ public final class ConnectRouter implements Handler<HttpServerRequest> {
         }
         this.interceptors = List.copyOf(builder.interceptors);
         this.executor = builder.executor != null ? builder.executor : Executors.newVirtualThreadPerTaskExecutor();
-        this.timers = Executors.newSingleThreadScheduledExecutor(r -> {
-            Thread t = new Thread(r, "connect-deadlines");
-            t.setDaemon(true);
-            return t;
-        });
+        this.ownsExecutor = builder.executor == null;
         this.maxMessageBytes = builder.maxMessageBytes;
     }
 
@@ -89,19 +83,23 @@ public final class ConnectRouter implements Handler<HttpServerRequest> {
                             + ": send " + expected), 415);
             return;
         }
-        Call call;
-        try {
-            call = new Call(request, codec, timers, maxMessageBytes);
-        } catch (ConnectException e) {
-            Errors.writeUnary(response, e, e.code().httpStatus());
+        Call call = new Call(request, codec, procedure.kind() != Kind.UNARY, maxMessageBytes);
+        if (call.rejection != null) {
+            call.finishOnLoop(call.rejection);
             return;
         }
+        call.arm();
         procedure.start(call, interceptors, executor);
     }
 
-    /** Stops the router's deadline timer; in-flight calls keep running. */
+    /**
+     * Stops taking new calls when the router runs them on its own executor (they fail with {@code unavailable});
+     * calls in flight keep running. A caller-supplied executor is left alone.
+     */
     public void close() {
-        timers.shutdownNow();
+        if (ownsExecutor) {
+            executor.shutdown();
+        }
     }
 
     private static Codec codecFor(String contentType, Kind kind) {
@@ -171,10 +169,5 @@ public final class ConnectRouter implements Handler<HttpServerRequest> {
             }
             return this;
         }
-    }
-
-    /** Decodes a request buffer that arrived whole (unary and server-streaming calls). */
-    static byte[] bytes(Buffer buffer) {
-        return buffer.getBytes();
     }
 }

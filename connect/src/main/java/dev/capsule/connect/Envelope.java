@@ -16,7 +16,7 @@ final class Envelope {
     final byte flags;
     final byte[] payload;
 
-    private Envelope(byte flags, byte[] payload) {
+    Envelope(byte flags, byte[] payload) {
         this.flags = flags;
         this.payload = payload;
     }

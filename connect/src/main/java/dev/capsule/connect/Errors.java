@@ -9,10 +9,16 @@ import java.nio.charset.StandardCharsets;
 final class Errors {
     private Errors() {}
 
+    /** Answers a request that never became a call (unknown procedure, wrong method or content type). */
     static void writeUnary(HttpServerResponse response, ConnectException error, int status) {
         response.setStatusCode(status)
                 .putHeader("Content-Type", "application/json")
-                .end(Buffer.buffer(errorJson(error)));
+                .end(unaryErrorBody(error));
+    }
+
+    /** The body of a failed unary call: {@code {"code":"not_found","message":"..."}}. */
+    static Buffer unaryErrorBody(ConnectException error) {
+        return Buffer.buffer(errorJson(error));
     }
 
     static byte[] endStreamJson(ConnectException error) {

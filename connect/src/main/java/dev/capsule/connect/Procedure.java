@@ -5,10 +5,10 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerRequest;
 
 import java.util.List;
-import java.util.Queue;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /** One registered procedure: how to read its request, which handler serves it, how its response is written. */
 final class Procedure<I extends Message, O extends Message> {
@@ -41,38 +41,49 @@ final class Procedure<I extends Message, O extends Message> {
             return;
         }
         HttpServerRequest request = call.request;
-        int limit = call.maxMessageBytes + (kind == ConnectRouter.Kind.UNARY ? 0 : 5);
+        // Unary bodies are one (possibly compressed) message; a server stream's body is one envelope.
+        long limit = call.maxMessageBytes + (kind == ConnectRouter.Kind.UNARY ? 0L : 5L);
+        String declared = request.getHeader("Content-Length");
+        if (declared != null && declared.chars().allMatch(Character::isDigit) && declared.length() < 19
+                && Long.parseLong(declared) > limit) {
+            tooLarge(call);
+            return;
+        }
         Buffer body = Buffer.buffer();
-        boolean[] tooLarge = {false};
         request.handler(chunk -> {
-            if (tooLarge[0]) {
+            if (call.finishedOnLoop()) {
                 return;
             }
-            if (body.length() + chunk.length() > limit) {
-                tooLarge[0] = true;
-                call.response.putHeader("Connection", "close");
-                call.fail(new ConnectException(Code.RESOURCE_EXHAUSTED,
-                        "request body larger than the limit of " + call.maxMessageBytes + " bytes"));
+            if (body.length() + (long) chunk.length() > limit) {
+                tooLarge(call);
                 return;
             }
             body.appendBuffer(chunk);
         });
-        request.exceptionHandler(e -> call.cancel(new ConnectException(Code.CANCELED,
+        request.exceptionHandler(e -> call.cancelOnLoop(new ConnectException(Code.CANCELED,
                 "the request body could not be read: " + e.getMessage())));
         request.endHandler(v -> {
-            if (!tooLarge[0]) {
+            if (!call.finishedOnLoop()) {
                 run(executor, call, () -> serve(call, interceptors, body.getBytes()));
             }
         });
     }
 
+    private static void tooLarge(Call call) {
+        // The client may still be sending the rest; closing the connection afterwards stops it.
+        call.closeConnectionAfterResponse();
+        call.finishOnLoop(new ConnectException(Code.RESOURCE_EXHAUSTED, "request message larger than the limit of "
+                + call.maxMessageBytes + " bytes: send a smaller message"));
+    }
+
     private void serve(Call call, List<Interceptor> interceptors, byte[] body) {
         ConnectException outcome = null;
         try {
-            I message = kind == ConnectRouter.Kind.UNARY ? decodeUnary(call, body) : decodeSingleEnvelope(call, body);
+            // Interceptors (e.g. authentication) decide before the request is even decoded.
             for (Interceptor interceptor : interceptors) {
                 interceptor.intercept(call);
             }
+            I message = kind == ConnectRouter.Kind.UNARY ? decodeUnary(call, body) : decodeSingleEnvelope(call, body);
             if (kind == ConnectRouter.Kind.UNARY) {
                 O response = unary.handle(message, call);
                 call.respondUnary(call.codec.encode(response));
@@ -91,14 +102,18 @@ final class Procedure<I extends Message, O extends Message> {
     }
 
     private I decodeSingleEnvelope(Call call, byte[] body) {
-        Envelope.Reader reader = new Envelope.Reader(call.maxMessageBytes);
-        Queue<Envelope> envelopes = reader.feed(Buffer.buffer(body));
-        if (envelopes.size() != 1 || reader.hasPartial()) {
+        // The whole body is here (its size already checked), so any mismatch is a malformed request.
+        long declared = body.length >= 5 ? Buffer.buffer(body).getUnsignedInt(1) : -1;
+        if (declared != body.length - 5L) {
             throw new ConnectException(Code.INVALID_ARGUMENT, "a server-streaming request must carry exactly one "
-                    + "enveloped message (1 flags byte, 4-byte big-endian length, payload); got "
-                    + envelopes.size() + (reader.hasPartial() ? " and a truncated one" : ""));
+                    + "enveloped message (1 flags byte, 4-byte big-endian length, payload); got a body of "
+                    + body.length + " bytes" + (declared >= 0 ? " whose envelope announces " + declared : ""));
         }
-        return decodeEnvelope(call, envelopes.peek());
+        byte flags = body[0];
+        if ((flags & Envelope.END_STREAM) != 0) {
+            throw new ConnectException(Code.INVALID_ARGUMENT, "clients must not send end-of-stream messages (flag 0x02)");
+        }
+        return decodeEnvelope(call, new Envelope(flags, java.util.Arrays.copyOfRange(body, 5, body.length)));
     }
 
     private I decodeEnvelope(Call call, Envelope envelope) {
@@ -115,28 +130,39 @@ final class Procedure<I extends Message, O extends Message> {
 
     private void startClientStream(Call call, List<Interceptor> interceptors, ExecutorService executor) {
         HttpServerRequest request = call.request;
+        // Holds decoded envelopes, the end marker or a ConnectException; the request is paused while it is long,
+        // so a client cannot make the server buffer more than about CLIENT_STREAM_HIGH_WATER messages.
         LinkedBlockingQueue<Object> queue = new LinkedBlockingQueue<>();
         Object end = new Object();
         Envelope.Reader reader = new Envelope.Reader(call.maxMessageBytes);
-        boolean[] paused = {false};
+        AtomicBoolean paused = new AtomicBoolean();
+        boolean[] broken = {false};
         request.handler(chunk -> {
+            if (broken[0] || call.finishedOnLoop()) {
+                return;
+            }
             try {
                 queue.addAll(reader.feed(chunk));
             } catch (ConnectException e) {
+                broken[0] = true;
                 queue.add(e);
+                return;
             }
-            synchronized (paused) {
-                if (queue.size() >= CLIENT_STREAM_HIGH_WATER && !paused[0]) {
-                    paused[0] = true;
-                    request.pause();
-                }
+            if (queue.size() >= CLIENT_STREAM_HIGH_WATER && paused.compareAndSet(false, true)) {
+                request.pause();
             }
         });
         request.exceptionHandler(e -> queue.add(new ConnectException(Code.CANCELED,
                 "the request stream broke: " + e.getMessage())));
-        request.endHandler(v -> queue.add(reader.hasPartial()
-                ? new ConnectException(Code.INVALID_ARGUMENT, "the request stream ended inside a message")
-                : end));
+        request.endHandler(v -> {
+            if (!broken[0]) {
+                queue.add(reader.hasPartial()
+                        ? new ConnectException(Code.INVALID_ARGUMENT, "the request stream ended inside a message: "
+                                + "each message needs its 5-byte header and the full payload it announces")
+                        : end);
+            }
+        });
+        call.onCancel(queue::add);
         StreamReceiver<I> receiver = () -> {
             Object next;
             try {
@@ -145,23 +171,20 @@ final class Procedure<I extends Message, O extends Message> {
                 Thread.currentThread().interrupt();
                 throw new ConnectException(Code.CANCELED, "interrupted while receiving");
             }
-            synchronized (paused) {
-                if (paused[0] && queue.size() <= CLIENT_STREAM_LOW_WATER) {
-                    paused[0] = false;
-                    request.resume();
+            if (queue.size() <= CLIENT_STREAM_LOW_WATER && paused.compareAndSet(true, false)) {
+                call.resumeRequest();
+            }
+            if (next == end || next instanceof ConnectException) {
+                queue.add(next); // every later receive() sees the same outcome
+                if (next == end) {
+                    return null;
                 }
-            }
-            if (next == end) {
-                queue.add(end);
-                return null;
-            }
-            if (next instanceof ConnectException e) {
-                queue.add(e);
-                throw e;
+                throw (ConnectException) next;
             }
             Envelope envelope = (Envelope) next;
             if ((envelope.flags & Envelope.END_STREAM) != 0) {
-                throw new ConnectException(Code.INVALID_ARGUMENT, "clients must not send end-of-stream messages");
+                throw new ConnectException(Code.INVALID_ARGUMENT, "clients must not send end-of-stream messages "
+                        + "(flag 0x02): end the request body instead");
             }
             return decodeEnvelope(call, envelope);
         };
@@ -184,7 +207,7 @@ final class Procedure<I extends Message, O extends Message> {
         try {
             executor.execute(task);
         } catch (RejectedExecutionException e) {
-            call.fail(new ConnectException(Code.UNAVAILABLE, "the server is shutting down; retry elsewhere"));
+            call.finishOnLoop(new ConnectException(Code.UNAVAILABLE, "the server is shutting down; retry elsewhere"));
         }
     }
 
