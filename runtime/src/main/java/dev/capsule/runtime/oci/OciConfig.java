@@ -71,10 +71,30 @@ public final class OciConfig {
         ArrayNode rlimits = process.putArray("rlimits");
         ObjectNode nofile = rlimits.addObject();
         nofile.put("type", "RLIMIT_NOFILE");
-        nofile.put("hard", 1048576);
-        nofile.put("soft", 1048576);
+        long files = openFilesLimit();
+        nofile.put("hard", files);
+        nofile.put("soft", files);
         process.put("noNewPrivileges", false);
         return process;
+    }
+
+    /**
+     * As many open files as Docker's containers get (1048576), but no more than our own hard limit: raising it
+     * needs CAP_SYS_RESOURCE, which a server in a restricted environment may not hold.
+     */
+    static long openFilesLimit() {
+        long wanted = 1_048_576;
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/limits"))) {
+                if (line.startsWith("Max open files")) {
+                    String hard = line.substring("Max open files".length()).strip().split("\\s+")[1];
+                    return hard.equals("unlimited") ? wanted : Math.min(wanted, Long.parseLong(hard));
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // fall through: a modest limit every host allows
+        }
+        return 4096;
     }
 
     private static ArrayNode mounts(SandboxSpec spec, SandboxDirectory dir) {
