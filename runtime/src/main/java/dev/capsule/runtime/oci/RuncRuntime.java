@@ -1,0 +1,254 @@
+package dev.capsule.runtime.oci;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.capsule.runtime.cgroup.Cgroups;
+import dev.capsule.runtime.host.Command;
+import dev.capsule.runtime.host.Mounts;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Sandboxes as runc containers: start (overlay root filesystem, generated config, {@code runc run --detach}),
+ * state, signals, freeze/thaw, and delete that leaves nothing behind — no container in runc's state directory,
+ * no mount, no cgroup, no files. We mount the overlay ourselves rather than asking runc to: runc only takes a
+ * directory as the root, and owning the mount lets the upper dir outlive a stopped container (pause to disk,
+ * snapshots) and lets cleanup find and remove it after a crash.
+ *
+ * <p>All state is on disk (runc's root and {@code <data dir>/sandboxes}), so a restarted process sees the
+ * sandboxes of the previous one in {@link #list()}.
+ */
+public final class RuncRuntime {
+
+    public static final Path DEFAULT_RUNC_ROOT = Path.of("/run/capsule/runc");
+    /** Relative: under the cgroups of the process that runs runc, so a limit on the server bounds its sandboxes. */
+    public static final String DEFAULT_CGROUP_PARENT = "capsule";
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final long RUNC_TIMEOUT_SECONDS = 60;
+
+    private final Path sandboxesDir;
+    private final Path runcRoot;
+    private final String runc;
+    private final String cgroupParent;
+
+    /**
+     * @param dataDir      sandboxes' files go to {@code <dataDir>/sandboxes/<id>}
+     * @param runcRoot     runc's state directory (its --root); only our containers live there
+     * @param runc         the runc binary
+     * @param cgroupParent cgroup under which each sandbox gets {@code <parent>/<id>} (relative to runc's own
+     *                     cgroups unless it starts with '/')
+     */
+    public RuncRuntime(Path dataDir, Path runcRoot, String runc, String cgroupParent) {
+        this.sandboxesDir = dataDir.toAbsolutePath().normalize().resolve("sandboxes");
+        this.runcRoot = runcRoot.toAbsolutePath().normalize();
+        this.runc = runc;
+        this.cgroupParent = cgroupParent;
+    }
+
+    public RuncRuntime(Path dataDir) {
+        this(dataDir, DEFAULT_RUNC_ROOT, "runc", DEFAULT_CGROUP_PARENT);
+    }
+
+    public SandboxDirectory directory(String id) {
+        return new SandboxDirectory(sandboxesDir.resolve(requireId(id)));
+    }
+
+    public String cgroupsPath(String id) {
+        return cgroupParent + "/" + requireId(id);
+    }
+
+    /** Creates and starts the sandbox; returns once its init runs. On failure nothing of it is left. */
+    public Sandbox start(SandboxSpec spec) {
+        String id = spec.id();
+        SandboxDirectory dir = directory(id);
+        try {
+            Files.createDirectories(sandboxesDir);
+            Files.createDirectory(dir.dir()); // fails if the id is taken: never reuse another sandbox's files
+        } catch (java.nio.file.FileAlreadyExistsException e) {
+            throw new IllegalStateException("sandbox " + id + " already exists in " + sandboxesDir
+                    + "; delete it first or choose another id", e);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create " + dir.dir() + ": " + e.getMessage(), e);
+        }
+        try {
+            prepare(spec, dir);
+            run(id, dir);
+            ContainerState state = state(id).orElseThrow(() -> new IllegalStateException(
+                    "runc reported sandbox " + id + " started but does not know it; log: " + logTail(dir)));
+            return new Sandbox(id, dir, cgroupsPath(id), state.pid());
+        } catch (RuntimeException e) {
+            try {
+                delete(id);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
+    }
+
+    private void prepare(SandboxSpec spec, SandboxDirectory dir) {
+        if (!Files.isDirectory(spec.template().rootfs())) {
+            throw new IllegalStateException("template " + spec.template().name() + " has no rootfs at "
+                    + spec.template().rootfs() + "; build it with TemplateCache.ensure first");
+        }
+        try {
+            Files.createDirectories(dir.upper());
+            Files.createDirectories(dir.work());
+            Files.createDirectories(dir.rootfs());
+            Files.createDirectories(dir.hosts().getParent());
+            Files.writeString(dir.hosts(), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                    + "127.0.1.1\t" + spec.id() + "\n");
+            Files.writeString(dir.hostname(), spec.id() + "\n");
+            StringBuilder resolv = new StringBuilder();
+            spec.nameservers().forEach(ns -> resolv.append("nameserver ").append(ns).append('\n'));
+            Files.writeString(dir.resolvConf(), resolv.toString());
+            Files.createFile(dir.log());
+            Mounts.mountOverlay(spec.template().rootfs(), dir.upper(), dir.work(), dir.rootfs());
+            JSON.writerWithDefaultPrettyPrinter().writeValue(dir.config().toFile(),
+                    OciConfig.build(spec, dir, cgroupsPath(spec.id()), swapAccounting()));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot prepare sandbox " + spec.id() + " in " + dir.dir() + ": "
+                    + e.getMessage(), e);
+        }
+    }
+
+    private void run(String id, SandboxDirectory dir) {
+        // The container inherits runc's stdio: pointing it at the log file (not a pipe) keeps the sandbox's
+        // output after runc exits, and keeps no descriptor of ours in the sandbox.
+        List<String> command = List.of(runc, "--root", runcRoot.toString(), "run", "--detach",
+                "--bundle", dir.dir().toString(), id);
+        try {
+            Process process = new ProcessBuilder(command)
+                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                    .redirectOutput(ProcessBuilder.Redirect.appendTo(dir.log().toFile()))
+                    .redirectError(ProcessBuilder.Redirect.appendTo(dir.log().toFile()))
+                    .start();
+            if (!process.waitFor(RUNC_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                throw new IllegalStateException("runc run of sandbox " + id + " did not return within "
+                        + RUNC_TIMEOUT_SECONDS + " s; log: " + logTail(dir));
+            }
+            if (process.exitValue() != 0) {
+                throw new IllegalStateException("runc could not start sandbox " + id + " (exit "
+                        + process.exitValue() + "): " + logTail(dir));
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot run " + runc + " (is runc installed?): " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while starting sandbox " + id, e);
+        }
+    }
+
+    /** The container's state, or empty if runc does not know it (never created, or deleted). */
+    public Optional<ContainerState> state(String id) {
+        Command.Result result = runc("state", requireId(id));
+        if (!result.ok()) {
+            if (result.stderr().contains("does not exist") || result.stderr().contains("not exist")) {
+                return Optional.empty();
+            }
+            result.orThrow();
+        }
+        try {
+            JsonNode state = JSON.readTree(result.stdout());
+            return Optional.of(new ContainerState(id,
+                    ContainerState.Status.valueOf(state.path("status").asText().toUpperCase(Locale.ROOT)),
+                    state.path("pid").asInt()));
+        } catch (IOException e) {
+            throw new IllegalStateException("runc state of " + id + " printed unreadable JSON: " + result.stdout(), e);
+        }
+    }
+
+    /** Sends {@code signal} (e.g. "TERM", "KILL") to the sandbox's init. */
+    public void kill(String id, String signal) {
+        runc("kill", requireId(id), signal).orThrow();
+    }
+
+    /** Freezes every process of the sandbox (cgroup freezer); memory stays, CPU is released. */
+    public void pause(String id) {
+        runc("pause", requireId(id)).orThrow();
+    }
+
+    public void resume(String id) {
+        runc("resume", requireId(id)).orThrow();
+    }
+
+    /**
+     * Removes the sandbox entirely: kills its processes, deletes the runc container and its cgroup, unmounts the
+     * overlay and deletes its files, upper dir included. Idempotent, and works on half-created sandboxes.
+     */
+    public void delete(String id) {
+        requireId(id);
+        Command.Result result = runc("delete", "--force", id);
+        if (!result.ok() && !result.stderr().contains("does not exist") && !result.stderr().contains("not exist")) {
+            result.orThrow();
+        }
+        Mounts.deleteTree(directory(id).dir());
+        // runc removes the cgroup; if a previous crash left an empty one, remove it (rmdir only removes empty ones)
+        for (Path cgroup : Cgroups.existing(cgroupsPath(id))) {
+            try {
+                Files.deleteIfExists(cgroup);
+            } catch (IOException e) {
+                throw new UncheckedIOException("sandbox " + id + " left cgroup " + cgroup
+                        + " that cannot be removed (processes still in it?): " + e.getMessage(), e);
+            }
+        }
+    }
+
+    /** Ids of all sandboxes this runtime has on disk or in runc, including half-created ones. */
+    public List<String> list() {
+        TreeSet<String> ids = new TreeSet<>();
+        Command.Result result = runc("list", "--quiet");
+        if (result.ok()) {
+            result.stdout().lines().filter(line -> !line.isBlank()).forEach(ids::add);
+        }
+        if (Files.isDirectory(sandboxesDir)) {
+            try (DirectoryStream<Path> stream = Files.newDirectoryStream(sandboxesDir)) {
+                stream.forEach(path -> ids.add(path.getFileName().toString()));
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return new ArrayList<>(ids);
+    }
+
+    private Command.Result runc(String... args) {
+        List<String> command = new ArrayList<>(List.of(runc, "--root", runcRoot.toString()));
+        command.addAll(List.of(args));
+        return Command.run(command, RUNC_TIMEOUT_SECONDS);
+    }
+
+    private static boolean swapAccounting() {
+        return switch (Cgroups.detect()) {
+            case V2 -> true;
+            case V1, HYBRID -> Files.exists(Path.of("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"));
+        };
+    }
+
+    private static String logTail(SandboxDirectory dir) {
+        try {
+            String log = Files.readString(dir.log()).strip();
+            return log.length() <= 2000 ? log : "..." + log.substring(log.length() - 2000);
+        } catch (IOException e) {
+            return "(no log: " + e.getMessage() + ")";
+        }
+    }
+
+    private static String requireId(String id) {
+        if (id == null || !id.matches("[a-z0-9][a-z0-9-]{0,62}")) {
+            throw new IllegalArgumentException("not a sandbox id: " + id);
+        }
+        return id;
+    }
+}

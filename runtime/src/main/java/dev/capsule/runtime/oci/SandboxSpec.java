@@ -1,0 +1,60 @@
+package dev.capsule.runtime.oci;
+
+import dev.capsule.runtime.bundle.RuntimeBundle;
+import dev.capsule.runtime.template.Template;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Everything needed to start one sandbox container.
+ *
+ * @param id               sandbox id; also the container id, the hostname and the cgroup's name
+ * @param template         read-only lower layer of the root filesystem
+ * @param bundle           mounted read-only at /opt/capsule
+ * @param networkNamespace path of an existing network namespace to join (e.g. /run/netns/x); empty: a new one
+ *                         with only loopback
+ * @param command          what the init (PID 1) runs, e.g. {@link RuntimeBundle#envdCommand}
+ * @param env              environment of the command (PATH and HOME have defaults)
+ * @param limits           cgroup limits
+ * @param nameservers      written to the sandbox's /etc/resolv.conf
+ */
+public record SandboxSpec(String id, Template template, RuntimeBundle bundle, Optional<Path> networkNamespace,
+                          List<String> command, Map<String, String> env, ResourceLimits limits,
+                          List<String> nameservers) {
+
+    public static final List<String> DEFAULT_NAMESERVERS = List.of("1.1.1.1", "8.8.8.8");
+
+    public SandboxSpec {
+        if (id == null || !id.matches("[a-z0-9][a-z0-9-]{0,62}")) {
+            throw new IllegalArgumentException("sandbox id must be 1-63 lower-case letters, digits or '-', starting with"
+                    + " a letter or digit (it is the hostname): " + id);
+        }
+        if (command.isEmpty()) {
+            throw new IllegalArgumentException("sandbox " + id + ": command must not be empty");
+        }
+        command = List.copyOf(command);
+        env = Map.copyOf(env);
+        nameservers = List.copyOf(nameservers);
+    }
+
+    /** A sandbox running {@code command}, with the template's resources, in a new loopback-only network. */
+    public static SandboxSpec of(String id, Template template, RuntimeBundle bundle, List<String> command) {
+        return new SandboxSpec(id, template, bundle, Optional.empty(), command, Map.of(),
+                ResourceLimits.of(template.resources()), DEFAULT_NAMESERVERS);
+    }
+
+    public SandboxSpec withNetworkNamespace(Path path) {
+        return new SandboxSpec(id, template, bundle, Optional.of(path), command, env, limits, nameservers);
+    }
+
+    public SandboxSpec withLimits(ResourceLimits newLimits) {
+        return new SandboxSpec(id, template, bundle, networkNamespace, command, env, newLimits, nameservers);
+    }
+
+    public SandboxSpec withEnv(Map<String, String> newEnv) {
+        return new SandboxSpec(id, template, bundle, networkNamespace, command, newEnv, limits, nameservers);
+    }
+}

@@ -1,0 +1,62 @@
+package dev.capsule.runtime.bundle;
+
+import dev.capsule.runtime.TestEnvironment;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+class RuntimeBundleTest {
+
+    @Test
+    void theBundleHoldsARuntimeItsOwnLoaderAndLibcAndTheInit() throws IOException {
+        RuntimeBundle bundle = TestEnvironment.bundle();
+        Path root = bundle.root();
+
+        assertThat(root.resolve("jre/bin/java")).isExecutable();
+        assertThat(root.resolve("bin/init")).isExecutable();
+        assertThat(root.resolve("envd.jar")).isRegularFile();
+        for (String library : List.of("ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6", "libdl.so.2",
+                "libpthread.so.0", "librt.so.1")) {
+            assertThat(root.resolve("lib").resolve(library)).as(library).isRegularFile();
+            assertThat(Files.isSymbolicLink(root.resolve("lib").resolve(library))).isFalse();
+        }
+        assertThat(Files.readString(root.resolve("jre/release"))).contains("java.base", "jdk.unsupported");
+        System.out.println("runtime bundle " + bundle.hash() + ": " + sizeOf(root) / (1024 * 1024) + " MiB");
+    }
+
+    @Test
+    void theJvmRunsOnTheBundlesOwnLoaderAndLibraries() {
+        Path root = TestEnvironment.bundle().root();
+        var result = dev.capsule.runtime.host.Command.run(List.of(root.resolve("lib/ld-linux-x86-64.so.2").toString(),
+                "--library-path", root.resolve("lib").toString(), root.resolve("jre/bin/java").toString(),
+                "-Djdk.lang.Process.launchMechanism=FORK", "-jar", root.resolve("envd.jar").toString(), "hello"), 60);
+
+        assertThat(result.stdout()).contains("hello from java 25");
+    }
+
+    @Test
+    void theHashDependsOnTheEnvdJar() throws IOException {
+        Path jar = Files.createTempFile("capsule-fake-envd", ".jar");
+        try {
+            Files.writeString(jar, "one");
+            String first = BundleInputs.of(jar, null).hash();
+            assertThat(BundleInputs.of(jar, null).hash()).isEqualTo(first);
+            Files.writeString(jar, "two");
+            assertThat(BundleInputs.of(jar, null).hash()).isNotEqualTo(first);
+        } finally {
+            Files.delete(jar);
+        }
+    }
+
+    static long sizeOf(Path dir) throws IOException {
+        try (Stream<Path> files = Files.walk(dir)) {
+            return files.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
+        }
+    }
+}
