@@ -42,7 +42,77 @@ final class HostNet {
                 print(e, file=sys.stderr); sys.exit(1)
             """;
 
+    /** Prints "ready", then the payload of every UDP datagram it receives, one per line. */
+    private static final String UDP_SINK = """
+            import socket, sys
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[1])))
+            print("ready", flush=True)
+            while True:
+                data, _ = s.recvfrom(100); print(data.decode(), flush=True)
+            """;
+
+    private static final String UDP_SEND = """
+            import socket, sys
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(sys.argv[3].encode(), (sys.argv[1], int(sys.argv[2])))
+            """;
+
     private HostNet() {}
+
+    /** Sends one UDP datagram from inside {@code namespace}. */
+    static void sendUdpFrom(String namespace, String host, int port, String payload) {
+        ok("ip", "netns", "exec", namespace, PYTHON, "-c", UDP_SEND, host, Integer.toString(port), payload);
+    }
+
+    /** Collects the payloads of UDP datagrams arriving at a port in {@code namespace}. */
+    static final class UdpSink implements AutoCloseable {
+        private final Process process;
+        private final java.util.concurrent.BlockingQueue<String> received =
+                new java.util.concurrent.LinkedBlockingQueue<>();
+
+        UdpSink(String namespace, int port) {
+            try {
+                process = new ProcessBuilder("ip", "netns", "exec", namespace, PYTHON, "-u", "-c", UDP_SINK,
+                        Integer.toString(port)).redirectError(ProcessBuilder.Redirect.DISCARD).start();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            BufferedReader out = new BufferedReader(new InputStreamReader(process.getInputStream(),
+                    StandardCharsets.UTF_8));
+            Thread.ofVirtual().start(() -> {
+                try {
+                    for (String line; (line = out.readLine()) != null; ) {
+                        received.add(line);
+                    }
+                } catch (IOException e) {
+                    // the sink was closed
+                }
+            });
+            String ready = next(20);
+            if (!"ready".equals(ready)) {
+                process.destroyForcibly();
+                throw new IllegalStateException("UDP sink in " + namespace + " did not start");
+            }
+        }
+
+        /** The next payload, or null if none arrives within the timeout. */
+        String next(double timeoutSeconds) {
+            try {
+                return received.poll((long) (timeoutSeconds * 1000), TimeUnit.MILLISECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return null;
+            }
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            process.destroy();
+            if (!process.waitFor(5, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                process.waitFor();
+            }
+        }
+    }
 
     record Run(int exitCode, String stdout, String stderr) {}
 

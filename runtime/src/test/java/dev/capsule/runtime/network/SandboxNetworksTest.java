@@ -4,6 +4,7 @@ import static dev.capsule.runtime.network.HostNet.connectFrom;
 import static dev.capsule.runtime.network.HostNet.connectFromHost;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
 import java.net.InetAddress;
@@ -39,6 +40,7 @@ class SandboxNetworksTest {
     static final String INTERNET_LINK = "ctinet";
     static final String INTERNET_HOST_SIDE = "198.18.0.1";
     static final String INTERNET_ADDRESS = "198.18.0.2";
+    static final String METADATA = "169.254.169.254";
     static final int PORT = 8080;
 
     static String forwardingBefore;
@@ -54,6 +56,9 @@ class SandboxNetworksTest {
         HostNet.ok("ip", "-n", INTERNET_NS, "addr", "add", INTERNET_ADDRESS + "/30", "dev", "eth0");
         HostNet.ok("ip", "-n", INTERNET_NS, "link", "set", "eth0", "up");
         HostNet.ok("ip", "-n", INTERNET_NS, "link", "set", "lo", "up");
+        // The cloud metadata address, routed into the test namespace so a failing rule cannot reach a real one.
+        HostNet.ok("ip", "-n", INTERNET_NS, "addr", "add", METADATA + "/32", "dev", "eth0");
+        HostNet.ok("ip", "route", "add", METADATA + "/32", "via", INTERNET_ADDRESS, "dev", INTERNET_LINK);
         internetServer = new HostNet.Server(INTERNET_NS, "0.0.0.0", PORT, "internet");
     }
 
@@ -170,18 +175,28 @@ class SandboxNetworksTest {
         assertThat(connectFromHost(b.addressText(), PORT)).as("control: b's server is up").isEqualTo("hello from sbx-b");
         assertThat(connectFrom(a.namespace(), b.addressText(), PORT, 1)).isNull();
         assertThat(connectFrom(a.namespace(), b.gateway().getHostAddress(), PORT, 1)).isNull();
-        assertThat(connectFrom(a.namespace(), "169.254.169.254", 80, 1)).isNull();
+        assertThat(connectFromHost(METADATA, PORT)).as("control: the metadata stand-in is up")
+                .isEqualTo("hello from internet");
+        assertThat(connectFrom(a.namespace(), METADATA, PORT, 1)).isNull();
     }
 
     @Test
-    void sandboxSpoofingAnotherAddressGetsNowhere() {
+    void aSandboxTakingAnotherSandboxsAddressGetsNothingOut() throws Exception {
         SandboxNetworks networks = SandboxNetworks.open(CONFIG);
-        SandboxNetwork a = networks.allocate("spoofer", NetworkPolicy.INTERNET);
-        // Root in the sandbox takes another address of the pool; the host must drop what it sends.
-        HostNet.ok("ip", "-n", a.namespace(), "addr", "flush", "dev", "eth0");
-        HostNet.ok("ip", "-n", a.namespace(), "addr", "add", "10.213.0.200/24", "dev", "eth0");
-        HostNet.ok("ip", "-n", a.namespace(), "route", "add", "default", "via", a.gateway().getHostAddress());
-        assertThat(connectFrom(a.namespace(), INTERNET_ADDRESS, PORT, 1)).isNull();
+        SandboxNetwork spoofer = networks.allocate("spoofer", NetworkPolicy.INTERNET);
+        SandboxNetwork victim = networks.allocate("victim", NetworkPolicy.INTERNET);
+        HostNet.UdpSink sink = new HostNet.UdpSink(INTERNET_NS, 9000);
+        toClose.add(sink);
+        HostNet.sendUdpFrom(spoofer.namespace(), INTERNET_ADDRESS, 9000, "genuine");
+        assertThat(sink.next(5)).as("control: the sandbox's own address gets out").isEqualTo("genuine");
+
+        // Root in the sandbox takes the victim's address; the host must drop what it sends.
+        HostNet.ok("ip", "-n", spoofer.namespace(), "addr", "flush", "dev", "eth0");
+        HostNet.ok("ip", "-n", spoofer.namespace(), "addr", "add", victim.addressText() + "/24", "dev", "eth0");
+        HostNet.ok("ip", "-n", spoofer.namespace(), "route", "add", "default", "via",
+                spoofer.gateway().getHostAddress());
+        HostNet.sendUdpFrom(spoofer.namespace(), INTERNET_ADDRESS, 9000, "spoofed");
+        assertThat(sink.next(1)).isNull();
     }
 
     @Test
@@ -220,6 +235,35 @@ class SandboxNetworksTest {
             server.close();
             thread.join();
         };
+    }
+
+    @Test
+    void turningOnForwardingForSandboxesForwardsNothingElse() throws Exception {
+        assumeTrue(forwardingBefore.equals("0"), "only meaningful where Capsule is the one enabling forwarding");
+        // A second test-made host ("a LAN") that would reach the internet host if the host forwarded for it.
+        toClose.add(() -> {
+            HostNet.run("ip", "link", "del", "ctlan");
+            HostNet.run("ip", "netns", "del", "cti-lan");
+            HostNet.run("ip", "-n", INTERNET_NS, "route", "del", "198.18.0.4/30");
+        });
+        HostNet.ok("ip", "netns", "add", "cti-lan");
+        HostNet.ok("ip", "link", "add", "ctlan", "type", "veth", "peer", "name", "eth0", "netns", "cti-lan");
+        HostNet.ok("ip", "addr", "add", "198.18.0.5/30", "dev", "ctlan");
+        HostNet.ok("ip", "link", "set", "ctlan", "up");
+        HostNet.ok("ip", "-n", "cti-lan", "addr", "add", "198.18.0.6/30", "dev", "eth0");
+        HostNet.ok("ip", "-n", "cti-lan", "link", "set", "eth0", "up");
+        HostNet.ok("ip", "-n", "cti-lan", "route", "add", "default", "via", "198.18.0.5");
+        HostNet.ok("ip", "-n", INTERNET_NS, "route", "add", "198.18.0.4/30", "via", INTERNET_HOST_SIDE);
+
+        SandboxNetworks networks = SandboxNetworks.open(CONFIG);
+        SandboxNetwork sandbox = networks.allocate("sbx", NetworkPolicy.INTERNET);
+        assertThat(Files.readString(Path.of("/proc/sys/net/ipv4/ip_forward")).strip()).isEqualTo("1");
+        assertThat(connectFrom(sandbox.namespace(), INTERNET_ADDRESS, PORT, 3)).isEqualTo("hello from internet");
+        assertThat(connectFrom("cti-lan", INTERNET_ADDRESS, PORT, 1)).isNull();
+
+        networks.release("sbx");
+        assertThat(Files.readString(Path.of("/proc/sys/net/ipv4/ip_forward")).strip())
+                .as("forwarding is off again with the last sandbox").isEqualTo("0");
     }
 
     @Test
