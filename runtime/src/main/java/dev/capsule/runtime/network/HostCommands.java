@@ -41,13 +41,6 @@ final class HostCommands {
         return run(List.of(nft, "-f", "-"), script);
     }
 
-    /** {@code nft <args>} for queries. */
-    Result nftQuery(String... args) {
-        List<String> command = new ArrayList<>(List.of(nft));
-        command.addAll(List.of(args));
-        return run(command, "");
-    }
-
     record Result(List<String> command, String stdin, int exitCode, String stdout, String stderr) {
         boolean ok() {
             return exitCode == 0;

@@ -143,8 +143,11 @@ final class NftRuleset {
         return "sbx_" + hostInterface;
     }
 
+    /**
+     * Every packet reaching a sandbox's chain belongs to a connection the sandbox opened (nothing from outside
+     * may open one to it), so "no internet" drops even established flows: turning access off cuts them at once.
+     */
     private void policyRules(StringBuilder s, String chain, NetworkPolicy policy) {
-        rule(s, chain, "ct state established,related accept");
         if (policy.allowInternetAccess()) {
             rule(s, chain, "accept comment \"internet access on\"");
         } else {

@@ -267,6 +267,21 @@ class SandboxNetworksTest {
     }
 
     @Test
+    void aTableRemovedBehindItsBackIsRestoredByTheNextChange() {
+        SandboxNetworks networks = SandboxNetworks.open(CONFIG);
+        networks.allocate("first", NetworkPolicy.INTERNET);
+        HostNet.ok("nft", "delete", "table", "inet", "capsuletest");
+        SandboxNetwork second = networks.allocate("second", NetworkPolicy.INTERNET);
+        assertThat(HostNet.ok("nft", "list", "table", "inet", "capsuletest")).contains("sbx_" + second.hostInterface());
+        assertThat(connectFrom(second.namespace(), INTERNET_ADDRESS, PORT, 3)).isEqualTo("hello from internet");
+        // The first sandbox's rules went with the table: it stays closed rather than open, and adopt restores it.
+        SandboxNetwork first = networks.find("first").orElseThrow();
+        assertThat(connectFrom(first.namespace(), INTERNET_ADDRESS, PORT, 1)).isNull();
+        networks.adopt(Map.of("first", NetworkPolicy.INTERNET, "second", NetworkPolicy.INTERNET));
+        assertThat(connectFrom(first.namespace(), INTERNET_ADDRESS, PORT, 3)).isEqualTo("hello from internet");
+    }
+
+    @Test
     void aRestartedServerAdoptsLiveSandboxesAndRemovesOrphans() throws Exception {
         SandboxNetworks before = SandboxNetworks.open(CONFIG);
         SandboxNetwork live = before.allocate("live", NetworkPolicy.INTERNET);
