@@ -1,0 +1,101 @@
+package dev.capsule.runtime.network;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.regex.Pattern;
+
+/**
+ * How sandbox networks are laid out on this host. {@code name} names what Capsule owns: namespaces are
+ * {@code <name>-<sandboxId>} and the nftables table is {@code inet <name>}. Host-side veths are
+ * {@code <interfacePrefix><block>}; two configurations on one host need distinct names, prefixes that are
+ * not prefixes of each other, and pools that do not overlap. Each sandbox gets a /30 of {@code pool}: the
+ * first host address is the gateway (host side), the second the sandbox's {@code eth0}.
+ *
+ * @param hostServices ports on the host that sandboxes may connect to; every other host port is closed to them
+ * @param nameservers  resolvers the runtime writes into the sandbox's resolv.conf
+ * @param runDirectory host-wide state that lives until reboot (the marker saying Capsule turned on IPv4
+ *                     forwarding); instances that should coordinate share it
+ */
+public record NetworkConfig(
+        String name,
+        String interfacePrefix,
+        Ipv4Cidr pool,
+        List<HostService> hostServices,
+        List<String> nameservers,
+        Path runDirectory) {
+
+    /** Each sandbox's block: network, gateway, sandbox, broadcast. */
+    static final int BLOCK_PREFIX = 30;
+    static final int BLOCK_SIZE = 1 << (32 - BLOCK_PREFIX);
+
+    private static final Pattern NAME = Pattern.compile("[a-z][a-z0-9_]{0,31}");
+    private static final Pattern INTERFACE_PREFIX = Pattern.compile("[a-z][a-z0-9]{0,9}");
+
+    public NetworkConfig {
+        if (name == null || !NAME.matcher(name).matches()) {
+            throw new IllegalArgumentException("network name must match " + NAME + " (it names the nftables "
+                    + "table and the namespaces), got " + name);
+        }
+        if (interfacePrefix == null || !INTERFACE_PREFIX.matcher(interfacePrefix).matches()) {
+            throw new IllegalArgumentException("interface prefix must match " + INTERFACE_PREFIX + ", got "
+                    + interfacePrefix);
+        }
+        if (pool == null || pool.prefixLength() > BLOCK_PREFIX) {
+            throw new IllegalArgumentException("the sandbox pool must be a CIDR of /" + BLOCK_PREFIX
+                    + " or larger (each sandbox takes a /30), got " + pool);
+        }
+        int digits = Long.toString(pool.size() / BLOCK_SIZE - 1).length();
+        if (interfacePrefix.length() + digits > 15) {
+            throw new IllegalArgumentException("interface prefix '" + interfacePrefix + "' plus " + digits
+                    + " digits of block number exceeds Linux's 15-character interface names; shorten it");
+        }
+        hostServices = List.copyOf(hostServices);
+        nameservers = List.copyOf(nameservers);
+        if (runDirectory == null) {
+            throw new IllegalArgumentException("run directory is required");
+        }
+    }
+
+    /** Namespaces {@code capsule-<id>}, table {@code inet capsule}, veths {@code csb<n>}, pool 10.11.0.0/16. */
+    public static NetworkConfig defaults() {
+        return new NetworkConfig("capsule", "csb", Ipv4Cidr.parse("10.11.0.0/16"), List.of(),
+                List.of("1.1.1.1", "8.8.8.8"), Path.of("/run/capsule"));
+    }
+
+    public NetworkConfig withName(String newName, String newInterfacePrefix) {
+        return new NetworkConfig(newName, newInterfacePrefix, pool, hostServices, nameservers, runDirectory);
+    }
+
+    public NetworkConfig withPool(Ipv4Cidr newPool) {
+        return new NetworkConfig(name, interfacePrefix, newPool, hostServices, nameservers, runDirectory);
+    }
+
+    public NetworkConfig withHostServices(List<HostService> services) {
+        return new NetworkConfig(name, interfacePrefix, pool, services, nameservers, runDirectory);
+    }
+
+    public NetworkConfig withNameservers(List<String> servers) {
+        return new NetworkConfig(name, interfacePrefix, pool, hostServices, servers, runDirectory);
+    }
+
+    public NetworkConfig withRunDirectory(Path directory) {
+        return new NetworkConfig(name, interfacePrefix, pool, hostServices, nameservers, directory);
+    }
+
+    /** The resolv.conf a runtime writes into each sandbox. */
+    public String resolvConf() {
+        StringBuilder text = new StringBuilder();
+        for (String server : nameservers) {
+            text.append("nameserver ").append(server).append('\n');
+        }
+        return text.toString();
+    }
+
+    int blockCount() {
+        return (int) (pool.size() / BLOCK_SIZE);
+    }
+
+    String namespacePrefix() {
+        return name + "-";
+    }
+}

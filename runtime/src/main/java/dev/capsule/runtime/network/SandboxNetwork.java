@@ -1,0 +1,32 @@
+package dev.capsule.runtime.network;
+
+import java.net.Inet4Address;
+import java.nio.file.Path;
+
+/**
+ * One sandbox's network as it exists on the host: a named network namespace holding {@code eth0} with
+ * {@code address}, whose default route points at {@code gateway}, the host end of a veth pair called
+ * {@code hostInterface}. A runtime joins the namespace by its path (runc: {@code "path"} of the network
+ * namespace); the gateway reaches the sandbox's ports at {@code address}.
+ */
+public record SandboxNetwork(
+        String sandboxId,
+        String namespace,
+        Path namespacePath,
+        String hostInterface,
+        String sandboxInterface,
+        Inet4Address gateway,
+        Inet4Address address,
+        int prefixLength,
+        NetworkPolicy policy) {
+
+    /** The sandbox's address as {@code 10.11.0.2}, for URLs and logs. */
+    public String addressText() {
+        return address.getHostAddress();
+    }
+
+    SandboxNetwork withPolicy(NetworkPolicy newPolicy) {
+        return new SandboxNetwork(sandboxId, namespace, namespacePath, hostInterface, sandboxInterface, gateway,
+                address, prefixLength, newPolicy);
+    }
+}
