@@ -33,6 +33,8 @@ apt_install() {
 #   gcc, libc6-dev: the build compiles a small static C helper.  util-linux: unshare, setsid, findmnt (test harness).
 #   iproute2: ss/ip.  curl: health checks.  attr: setfattr/getfattr (file metadata tests).  procps: ps, pgrep.
 #   ca-certificates: HTTPS to Maven Central and npm.  bash-completion is not needed; xz/gzip come with Debian.
+#   runc: the oci driver's container runtime.  mmdebstrap: builds the base template from Debian.  tini: its static
+#   build is PID 1 in every sandbox.  nftables: per-sandbox NAT and egress rules.
 missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need gcc gcc
@@ -48,6 +50,10 @@ need pgrep procps
 need tput ncurses-bin
 need stty coreutils
 need git git
+need runc runc
+need mmdebstrap mmdebstrap
+[ -x /usr/bin/tini-static ] || missing+=(tini)
+need nft nftables
 [ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if [ ${#missing[@]} -gt 0 ]; then
   # shellcheck disable=SC2207

@@ -2,10 +2,12 @@
 // Measures: commands.run("echo hi") round trip, 1 MiB write + read, envd cold start to first /health, idle RSS.
 // Each figure comes with a peer measured in the same run on the same machine, and the ratio.
 //
-//   node bench.mjs            (from bench/envd; starts envd itself with ENVD_CMD or bin/capsule)
+//   bench/envd/run.sh         (envd for the round trips runs through scripts/envd-sandboxed.sh, as in the e2e
+//                              suite, so the user's shell reads a clean home; cold starts use a second port)
 //
-// Environment: ENVD_CMD  command that starts envd in the foreground on ENVD_PORT (default: <repo>/bin/capsule envd
-//              --port $ENVD_PORT --default-user root); ENVD_PORT (default 49983); ROUNDS (default 300).
+// Environment: ENVD_CMD  command that starts envd in the foreground on COLD_PORT for the cold-start runs (default:
+//              <repo>/bin/capsule envd --port $COLD_PORT --default-user root); COLD_PORT (default 49990);
+//              CAPSULE_ENVD_PORT (the running envd, default 49983); ROUNDS (default 300).
 import { spawn, execFile } from 'node:child_process'
 import { readFileSync, writeFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -14,7 +16,8 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const port = Number(process.env.ENVD_PORT ?? 49983)
+const port = Number(process.env.COLD_PORT ?? 49990)
+const envdPort = Number(process.env.CAPSULE_ENVD_PORT ?? 49983)
 const rounds = Number(process.env.ROUNDS ?? 300)
 const envdCmd = process.env.ENVD_CMD ?? `${repo}/bin/capsule envd --port ${port} --default-user root`
 const execFileAsync = promisify(execFile)
@@ -65,9 +68,9 @@ function rssKiB(pids) {
   return total
 }
 
-async function healthy() {
+async function healthy(p = port) {
   try {
-    const r = await fetch(`http://localhost:${port}/health`)
+    const r = await fetch(`http://localhost:${p}/health`)
     return r.status === 204 || r.status === 200
   } catch {
     return false
@@ -110,15 +113,21 @@ async function main() {
   results.push(['envd cold start to first /health', median(starts), 'java -version', median(javaStarts)])
 
   const { child } = await startEnvd()
-  try {
-    await new Promise((r) => setTimeout(r, 3000))
-    const idleRss = rssKiB(tree(child.pid)) / 1024
+  await new Promise((r) => setTimeout(r, 3000))
+  const idleRss = rssKiB(tree(child.pid)) / 1024
+  await stopEnvd(child)
+  if (!(await healthy(envdPort))) throw new Error(`no envd on port ${envdPort}: run this through bench/envd/run.sh`)
+  {
 
     const sbx = await Sandbox.create({ debug: true })
     await sample(50, () => sbx.commands.run('echo hi'))
     const echo = await sample(rounds, () => sbx.commands.run('echo hi'))
-    await sample(20, () => execFileAsync('/bin/bash', ['-l', '-c', 'echo hi']))
-    const localEcho = await sample(rounds, () => execFileAsync('/bin/bash', ['-l', '-c', 'echo hi']))
+    // The peer: the same login shell started directly, with an empty home as the sandboxed user has.
+    const home = mkdtempSync(join(tmpdir(), 'capsule-bench-home-'))
+    const shell = () => execFileAsync('/bin/bash', ['-l', '-c', 'echo hi'], { env: { HOME: home, PATH: process.env.PATH } })
+    await sample(20, shell)
+    const localEcho = await sample(rounds, shell)
+    rmSync(home, { recursive: true, force: true })
     results.push(['commands.run("echo hi") p50', median(echo), 'local bash -l -c "echo hi" p50', median(localEcho)])
     results.push(['commands.run("echo hi") p90', percentile(echo, 90), 'local p90', percentile(localEcho, 90)])
 
@@ -140,8 +149,6 @@ async function main() {
     await sbx.files.remove(path)
     results.push(['1 MiB files.write + files.read p50', median(io), 'local fs write + read p50', median(localIo)])
     results.push(['envd idle RSS (MiB, after 3 s idle)', idleRss, '', NaN])
-  } finally {
-    await stopEnvd(child)
   }
 
   const lines = [
