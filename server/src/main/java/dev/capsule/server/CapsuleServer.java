@@ -82,9 +82,17 @@ public final class CapsuleServer implements AutoCloseable {
             HttpServer http = vertx.createHttpServer(new HttpServerOptions().setHost(config.host()).setPort(config.port())
                     .setMaxWebSocketFrameSize(16 * 1024 * 1024).setMaxWebSocketMessageSize(64 * 1024 * 1024));
             http.requestHandler(req -> {
-                Gateway.Target target = gateway.target(req);
-                if (target != null) gateway.handle(req, target);
-                else router.handle(req);
+                try {
+                    Gateway.Target target = gateway.target(req);
+                    if (target != null) gateway.handle(req, target);
+                    else router.handle(req);
+                } catch (RuntimeException e) {
+                    System.getLogger(CapsuleServer.class.getName()).log(System.Logger.Level.ERROR, "request failed", e);
+                    if (!req.response().headWritten()) {
+                        req.response().setStatusCode(500).putHeader("Content-Type", "application/json")
+                                .end("{\"code\":500,\"message\":\"internal error; see the server log\"}");
+                    }
+                }
             });
             http.listen().toCompletionStage().toCompletableFuture().join();
             return new CapsuleServer(config, store, apiKeys, lifecycle, workers, vertx, gateway, http, initial);

@@ -268,13 +268,13 @@ public final class SandboxApi {
     }
 
     /**
-     * The SDK URL-encodes {@code k=v&k2=v2} (each part encoded) and then encodes that again as the query value;
-     * the router decoded once, so decode the whole again, split, and decode each part (as E2B's API does).
+     * The SDK URL-encodes {@code k=v&k2=v2} (each key and value encoded) and then encodes that again as the query
+     * value. The router has undone the outer encoding, so split on {@code &} and {@code =} and decode each part;
+     * decoding the whole once more first would split values that contain an encoded {@code &} or {@code =}.
      */
-    static Map<String, String> parseMetadata(String raw) {
-        if (raw == null || raw.isEmpty()) return Map.of();
+    static Map<String, String> parseMetadata(String once) {
+        if (once == null || once.isEmpty()) return Map.of();
         try {
-            String once = URLDecoder.decode(raw, StandardCharsets.UTF_8);
             var out = new LinkedHashMap<String, String>();
             for (String pair : once.split("&")) {
                 if (pair.isEmpty()) continue;
@@ -293,14 +293,14 @@ public final class SandboxApi {
 
     /** The body as a JSON object, an empty object when absent and optional; answers 400 and returns null otherwise. */
     private JsonObject jsonBody(RoutingContext ctx, boolean required) {
-        var body = ctx.body();
+        var body = ctx.body() == null ? null : ctx.body().buffer();
         if (body == null || body.length() == 0) {
             if (!required) return new JsonObject();
             send(ctx, Reply.error(400, "request body is missing; send a JSON object with Content-Type: application/json"));
             return null;
         }
         try {
-            Object value = io.vertx.core.json.Json.decodeValue(body.buffer());
+            Object value = io.vertx.core.json.Json.decodeValue(body);
             if (value instanceof JsonObject o) return o;
             send(ctx, Reply.error(400, "request body must be a JSON object ({...}), not " + (value == null ? "null" : "a " + value.getClass().getSimpleName())));
         } catch (DecodeException e) {
@@ -322,12 +322,19 @@ public final class SandboxApi {
                 if (e instanceof LifecycleException.DriverFailure) LOG.log(System.Logger.Level.WARNING, e.getMessage(), e);
             } catch (ApiError e) {
                 reply = Reply.error(e.status, e.getMessage());
-            } catch (Exception e) {
+            } catch (Exception | Error e) {
                 LOG.log(System.Logger.Level.ERROR, "request " + ctx.request().method() + " " + ctx.request().path() + " failed", e);
                 reply = Reply.error(500, "internal error (" + e.getClass().getSimpleName() + "); see the server log");
             }
             Reply r = reply;
-            vc.runOnContext(v -> send(ctx, r));
+            vc.runOnContext(v -> {
+                try {
+                    send(ctx, r);
+                } catch (RuntimeException e) {
+                    LOG.log(System.Logger.Level.ERROR, "answering " + ctx.request().path() + " failed", e);
+                    ctx.response().setStatusCode(500).end();
+                }
+            });
         });
     }
 

@@ -91,7 +91,7 @@ public final class Gateway {
     }
 
     private Target fromHost(String host) {
-        for (String suffix : Set.of("." + domain, "." + domainHost)) {
+        for (String suffix : java.util.List.of("." + domain, "." + domainHost).stream().distinct().toList()) {
             String candidate = host;
             if (!candidate.endsWith(suffix)) {
                 int colon = candidate.lastIndexOf(':');
