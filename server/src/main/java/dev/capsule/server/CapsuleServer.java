@@ -1,0 +1,154 @@
+package dev.capsule.server;
+
+import dev.capsule.runtime.SandboxRuntime;
+import dev.capsule.server.api.SandboxApi;
+import dev.capsule.server.auth.ApiKeys;
+import dev.capsule.server.config.Config;
+import dev.capsule.server.gateway.Gateway;
+import dev.capsule.server.lifecycle.EnvdClient;
+import dev.capsule.server.lifecycle.SandboxLifecycle;
+import dev.capsule.server.store.SecretBox;
+import dev.capsule.server.store.Store;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
+import io.vertx.ext.web.Router;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/**
+ * The control plane as one object: opens the store, makes the first API key, re-adopts the runtime's sandboxes,
+ * and serves the E2B API and the sandbox gateway on one port. {@code capsule server} builds a {@link Config} and
+ * the configured {@link SandboxRuntime} and calls {@link #start}; {@link #close} stops serving and leaves running
+ * sandboxes running (the next start re-adopts them). The runtime stays the caller's to close.
+ */
+public final class CapsuleServer implements AutoCloseable {
+
+    private final Config config;
+    private final Store store;
+    private final ApiKeys apiKeys;
+    private final SandboxLifecycle lifecycle;
+    private final ExecutorService workers;
+    private final Vertx vertx;
+    private final Gateway gateway;
+    private final HttpServer http;
+    private final Optional<ApiKeys.CreatedKey> initialKey;
+
+    private CapsuleServer(Config config, Store store, ApiKeys apiKeys, SandboxLifecycle lifecycle, ExecutorService workers,
+                          Vertx vertx, Gateway gateway, HttpServer http, Optional<ApiKeys.CreatedKey> initialKey) {
+        this.config = config;
+        this.store = store;
+        this.apiKeys = apiKeys;
+        this.lifecycle = lifecycle;
+        this.workers = workers;
+        this.vertx = vertx;
+        this.gateway = gateway;
+        this.http = http;
+        this.initialKey = initialKey;
+    }
+
+    /** Starts everything and returns once the port is listening; prints the API key on a first start. */
+    public static CapsuleServer start(Config config, SandboxRuntime runtime) {
+        try {
+            Files.createDirectories(config.dataDir());
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create the data directory " + config.dataDir()
+                    + "; create it or point --data-dir / CAPSULE_DATA_DIR somewhere writable", e);
+        }
+        Store store = Store.open(config.databaseUrl(), config.databaseUser(), config.databasePassword(),
+                SecretBox.fromKeyFile(config.dataDir().resolve("store.key")));
+        ExecutorService workers = Executors.newVirtualThreadPerTaskExecutor();
+        SandboxLifecycle lifecycle = null;
+        Vertx vertx = null;
+        try {
+            ApiKeys apiKeys = new ApiKeys(store, Clock.systemUTC());
+            Optional<ApiKeys.CreatedKey> initial = apiKeys.ensureInitialKey(config.apiKeyFile());
+            initial.ifPresent(k -> System.out.println("Created API key " + k.key() + " (also written to "
+                    + config.apiKeyFile() + "). Use it as E2B_API_KEY."));
+            lifecycle = new SandboxLifecycle(store, runtime, new EnvdClient(Duration.ofSeconds(10)), Clock.systemUTC(),
+                    config.defaultTimeout(), config.maxTimeout());
+            lifecycle.recover();
+
+            vertx = Vertx.vertx();
+            String publicDomain = publicDomain(config);
+            Router router = new SandboxApi(lifecycle, apiKeys, workers, publicDomain).router(vertx);
+            Gateway gateway = new Gateway(vertx, lifecycle, workers, config.domain());
+            HttpServer http = vertx.createHttpServer(new HttpServerOptions().setHost(config.host()).setPort(config.port())
+                    .setMaxWebSocketFrameSize(16 * 1024 * 1024).setMaxWebSocketMessageSize(64 * 1024 * 1024));
+            http.requestHandler(req -> {
+                try {
+                    Gateway.Target target = gateway.target(req);
+                    if (target != null) gateway.handle(req, target);
+                    else router.handle(req);
+                } catch (RuntimeException e) {
+                    System.getLogger(CapsuleServer.class.getName()).log(System.Logger.Level.ERROR, "request failed", e);
+                    if (!req.response().headWritten()) {
+                        req.response().setStatusCode(500).putHeader("Content-Type", "application/json")
+                                .end("{\"code\":500,\"message\":\"internal error; see the server log\"}");
+                    }
+                }
+            });
+            http.listen().toCompletionStage().toCompletableFuture().join();
+            return new CapsuleServer(config, store, apiKeys, lifecycle, workers, vertx, gateway, http, initial);
+        } catch (RuntimeException e) {
+            if (vertx != null) vertx.close();
+            if (lifecycle != null) lifecycle.close();
+            workers.shutdown();
+            store.close();
+            throw e;
+        }
+    }
+
+    /**
+     * The domain handed to SDKs in {@code Sandbox.domain}: the configured one, with the server's port appended when
+     * it is not 80 and the domain names none, so that {@code getHost(port)} = {@code <port>-<id>.localhost:3000}
+     * reaches this gateway with no DNS or proxy in front.
+     */
+    static String publicDomain(Config config) {
+        String d = config.domain();
+        if (d.contains(":") || config.port() == 80 || config.port() == 0) return d;
+        return d + ":" + config.port();
+    }
+
+    /** The port actually listened on (useful with port 0). */
+    public int port() {
+        return http.actualPort();
+    }
+
+    public Config config() {
+        return config;
+    }
+
+    public Store store() {
+        return store;
+    }
+
+    public ApiKeys apiKeys() {
+        return apiKeys;
+    }
+
+    public SandboxLifecycle lifecycle() {
+        return lifecycle;
+    }
+
+    /** The key created on this start when the store had none. */
+    public Optional<ApiKeys.CreatedKey> initialKey() {
+        return initialKey;
+    }
+
+    @Override
+    public void close() {
+        http.close().toCompletionStage().toCompletableFuture().join();
+        gateway.close();
+        vertx.close().toCompletionStage().toCompletableFuture().join();
+        lifecycle.close();
+        workers.shutdown();
+        store.close();
+    }
+}

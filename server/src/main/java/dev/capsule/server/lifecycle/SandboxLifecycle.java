@@ -1,0 +1,404 @@
+package dev.capsule.server.lifecycle;
+
+import dev.capsule.runtime.RuntimeFailure;
+import dev.capsule.runtime.SandboxInstance;
+import dev.capsule.runtime.SandboxRuntime;
+import dev.capsule.runtime.SandboxSpec;
+import dev.capsule.server.lifecycle.LifecycleException.Conflict;
+import dev.capsule.server.lifecycle.LifecycleException.DriverFailure;
+import dev.capsule.server.lifecycle.LifecycleException.InvalidRequest;
+import dev.capsule.server.lifecycle.LifecycleException.SandboxNotFound;
+import dev.capsule.server.lifecycle.LifecycleException.TemplateNotFound;
+import dev.capsule.server.store.SandboxQuery;
+import dev.capsule.server.store.SandboxRecord;
+import dev.capsule.server.store.SandboxState;
+import dev.capsule.server.store.Store;
+import dev.capsule.server.store.TemplateRecord;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
+
+/**
+ * The one owner of every sandbox's state machine: creating → running → (paused, with the persistence issue) →
+ * killed (row gone). Every transition — create, connect, timeout changes, kill, expiry, restart recovery — runs
+ * under that sandbox's lock and writes the store before it returns, so concurrent calls cannot leave a sandbox
+ * half-done: a kill during a create waits for the create and then kills; a failed create destroys what it started
+ * and deletes its row. Also keeps the gateway's route cache coherent, because only this class changes a route.
+ *
+ * <p>All methods block (store, driver, envd): call them from virtual threads.
+ */
+public final class SandboxLifecycle implements AutoCloseable {
+
+    private static final System.Logger LOG = System.getLogger(SandboxLifecycle.class.getName());
+    private static final SecureRandom RANDOM = new SecureRandom();
+    private static final String ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+    /** The user envd runs commands as when a request names none, as in E2B's base template. */
+    public static final String DEFAULT_USER = "user";
+
+    private final Store store;
+    private final SandboxRuntime runtime;
+    private final EnvdClient envd;
+    private final Clock clock;
+    private final Duration defaultTimeout;
+    private final Duration maxTimeout;
+    private final ConcurrentHashMap<String, ReentrantLock> locks = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<String, Route> routes = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<String, ScheduledFuture<?>> timers = new ConcurrentHashMap<>();
+    private final ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(
+            Thread.ofPlatform().daemon().name("capsule-timeouts").factory());
+    private final ExecutorService workers = Executors.newVirtualThreadPerTaskExecutor();
+
+    public SandboxLifecycle(Store store, SandboxRuntime runtime, EnvdClient envd, Clock clock,
+                            Duration defaultTimeout, Duration maxTimeout) {
+        this.store = store;
+        this.runtime = runtime;
+        this.envd = envd;
+        this.clock = clock;
+        this.defaultTimeout = defaultTimeout;
+        this.maxTimeout = maxTimeout;
+    }
+
+    public Duration defaultTimeout() {
+        return defaultTimeout;
+    }
+
+    public Duration maxTimeout() {
+        return maxTimeout;
+    }
+
+    // ---- transitions ----
+
+    /**
+     * Creates a sandbox and returns it running, with envd initialised. On any failure nothing is left: the driver
+     * destroys what it started, the row is deleted, and {@link DriverFailure} says what went wrong.
+     */
+    public SandboxRecord create(CreateRequest request) {
+        TemplateRecord template = store.findTemplate(request.templateRef())
+                .orElseThrow(() -> new TemplateNotFound(request.templateRef()));
+        Duration timeout = request.timeout() == null ? defaultTimeout : checkTimeout(request.timeout());
+        String id = newSandboxId();
+        String token = newToken();
+        String alias = template.aliases().contains(request.templateRef()) ? request.templateRef()
+                : template.aliases().isEmpty() ? null : template.aliases().getFirst();
+        Instant now = clock.instant();
+        var record = new SandboxRecord(id, template.id(), alias, SandboxState.CREATING, now, now.plus(timeout),
+                template.resources(), request.metadata(), request.envVars(), token, request.allowInternetAccess(),
+                request.network(), request.lifecycle(), null, runtime.name());
+        return locked(id, () -> {
+            store.insertSandbox(record);
+            SandboxInstance instance;
+            try {
+                // The warm pool (runtime module) sits behind start(): a pooled sandbox is handed this id.
+                instance = runtime.start(new SandboxSpec(id, template.id(), template.resources(), request.policy()));
+                envd.init(instance.address(), SandboxInstance.ENVD_PORT, request.envVars(), token, DEFAULT_USER);
+            } catch (Exception | Error e) {
+                if (e instanceof InterruptedException) Thread.currentThread().interrupt();
+                abandon(id);
+                String cause = e instanceof RuntimeFailure ? e.getMessage() : e.getClass().getSimpleName() + ": " + e.getMessage();
+                throw new DriverFailure("could not start a sandbox from template '" + request.templateRef() + "': "
+                        + cause + "; nothing was left behind, try again or check the server log", e);
+            }
+            Instant endAt = clock.instant().plus(timeout);
+            String address = instance.address().getHostAddress();
+            store.updateSandbox(id, SandboxState.RUNNING, address, endAt);
+            routes.put(id, new Route(id, SandboxState.RUNNING, instance.address(), request.lifecycle().autoResume()));
+            arm(id, endAt);
+            event(id, "sandbox.lifecycle.created", null);
+            return record.withState(SandboxState.RUNNING).withAddress(address).withEndAt(endAt);
+        });
+    }
+
+    /** Releases a half-created sandbox: the driver's part first, then the row. Never throws. */
+    private void abandon(String id) {
+        try {
+            runtime.destroy(id);
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.WARNING, "destroying half-created sandbox " + id + " failed; restart recovery"
+                    + " will retry", e);
+        }
+        try {
+            store.deleteSandbox(id);
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.WARNING, "deleting the row of half-created sandbox " + id + " failed", e);
+        }
+    }
+
+    /** The result of a connect: the sandbox, and whether it had to be resumed (201) rather than found running (200). */
+    public record Connected(SandboxRecord sandbox, boolean resumed) {}
+
+    /** Connects to a running sandbox, extending (never shortening) its timeout to at least now + {@code timeout}. */
+    public Connected connect(String id, Duration timeout) {
+        checkTimeout(timeout);
+        return locked(id, () -> {
+            SandboxRecord s = find(id);
+            if (s.state() == SandboxState.PAUSED) {
+                // Hook for the persistence issue: resume here and answer 201.
+                throw new Conflict("sandbox '" + id + "' is paused and this server cannot resume sandboxes yet; kill it and create a new one");
+            }
+            Instant wanted = clock.instant().plus(timeout);
+            if (wanted.isAfter(s.endAt())) {
+                s = setEnd(s, wanted);
+            }
+            return new Connected(s, false);
+        });
+    }
+
+    /** Sets the sandbox's end to now + {@code timeout}; this may shorten it. */
+    public void setTimeout(String id, Duration timeout) {
+        checkTimeout(timeout);
+        locked(id, () -> setEnd(find(id), clock.instant().plus(timeout)));
+    }
+
+    /** Keeps the sandbox alive for at least {@code duration} more; never shortens. */
+    public void refresh(String id, Duration duration) {
+        locked(id, () -> {
+            SandboxRecord s = find(id);
+            Instant wanted = clock.instant().plus(duration);
+            return wanted.isAfter(s.endAt()) ? setEnd(s, wanted) : s;
+        });
+    }
+
+    private SandboxRecord setEnd(SandboxRecord s, Instant endAt) {
+        store.updateSandbox(s.id(), s.state(), s.address(), endAt);
+        if (s.state() == SandboxState.RUNNING) arm(s.id(), endAt);
+        event(s.id(), "sandbox.lifecycle.updated", "{\"set_timeout\":\"" + endAt + "\"}");
+        return s.withEndAt(endAt);
+    }
+
+    /** Kills a running or paused sandbox; {@link SandboxNotFound} if there is none. */
+    public void kill(String id) {
+        locked(id, () -> {
+            killLocked(find(id));
+            return null;
+        });
+    }
+
+    private void killLocked(SandboxRecord s) {
+        routes.remove(s.id());
+        cancelTimer(s.id());
+        try {
+            runtime.destroy(s.id());
+        } catch (RuntimeFailure e) {
+            throw new DriverFailure("could not kill sandbox '" + s.id() + "': " + e.getMessage()
+                    + "; it is no longer routed to, retry the kill", e);
+        }
+        store.deleteSandbox(s.id());
+        event(s.id(), "sandbox.lifecycle.killed", null);
+        locks.remove(s.id());
+    }
+
+    // ---- reads ----
+
+    /** The sandbox, if it is running or paused. */
+    public SandboxRecord get(String id) {
+        return find(id);
+    }
+
+    public SandboxQuery.Page list(SandboxQuery query) {
+        Set<SandboxState> states = new HashSet<>(query.states());
+        states.remove(SandboxState.CREATING);
+        return store.listSandboxes(new SandboxQuery(states, query.metadata(), query.ascending(), query.after(), query.limit()));
+    }
+
+    public int countRunning() {
+        return store.countSandboxes(SandboxState.RUNNING);
+    }
+
+    /** A cached route without blocking, or null when this sandbox's route must be looked up with {@link #route}. */
+    public Route cachedRoute(String id) {
+        return routes.get(id);
+    }
+
+    /** The sandbox's route, from the cache or the store (blocking); empty when there is no such sandbox. */
+    public Optional<Route> route(String id) {
+        Route cached = routes.get(id);
+        if (cached != null) return Optional.of(cached);
+        if (!isSandboxId(id)) return Optional.empty();
+        // Under the lock, so a route read just before a kill cannot be cached after it.
+        return locked(id, () -> store.findSandbox(id)
+                .filter(s -> s.state() != SandboxState.CREATING && s.address() != null)
+                .map(s -> {
+                    Route r = new Route(s.id(), s.state(), parseAddress(s.address()), s.lifecycle().autoResume());
+                    if (s.state() == SandboxState.RUNNING) routes.put(id, r);
+                    return r;
+                }));
+    }
+
+    private SandboxRecord find(String id) {
+        if (!isSandboxId(id)) throw new SandboxNotFound(id);
+        return store.findSandbox(id).filter(s -> s.state() != SandboxState.CREATING)
+                .orElseThrow(() -> new SandboxNotFound(id));
+    }
+
+    // ---- timeouts ----
+
+    private Duration checkTimeout(Duration timeout) {
+        if (timeout.isNegative()) {
+            throw new InvalidRequest("timeout must not be negative; give seconds between 0 and " + maxTimeout.toSeconds());
+        }
+        if (timeout.compareTo(maxTimeout) > 0) {
+            throw new InvalidRequest("timeout " + timeout.toSeconds() + "s is above this server's maximum of "
+                    + maxTimeout.toSeconds() + "s; ask for at most " + maxTimeout.toSeconds() + " seconds");
+        }
+        return timeout;
+    }
+
+    private void arm(String id, Instant endAt) {
+        long delay = Math.max(0, Duration.between(clock.instant(), endAt).toMillis());
+        ScheduledFuture<?> next = scheduler.schedule(() -> workers.execute(() -> expire(id)), delay, TimeUnit.MILLISECONDS);
+        ScheduledFuture<?> previous = timers.put(id, next);
+        if (previous != null) previous.cancel(false);
+    }
+
+    private void cancelTimer(String id) {
+        ScheduledFuture<?> t = timers.remove(id);
+        if (t != null) t.cancel(false);
+    }
+
+    /** Runs at a sandbox's end time: kills it (or, with autoPause, will pause it) unless it was extended since. */
+    private void expire(String id) {
+        try {
+            locked(id, () -> {
+                Optional<SandboxRecord> found = store.findSandbox(id);
+                if (found.isEmpty() || found.get().state() != SandboxState.RUNNING) return null;
+                SandboxRecord s = found.get();
+                if (s.endAt().isAfter(clock.instant())) {
+                    arm(id, s.endAt()); // extended after this timer was set
+                    return null;
+                }
+                if (s.lifecycle().pauseOnTimeout()) {
+                    // Hook for the persistence issue: pause instead. Until then the sandbox is killed.
+                    LOG.log(System.Logger.Level.INFO, "sandbox " + id + " asked to pause on timeout; pausing is not"
+                            + " available yet, killing it");
+                }
+                killLocked(s);
+                return null;
+            });
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.WARNING, "expiring sandbox " + id + " failed; retrying in 10 s", e);
+            timers.put(id, scheduler.schedule(() -> workers.execute(() -> expire(id)), 10, TimeUnit.SECONDS));
+        }
+    }
+
+    // ---- restart ----
+
+    /**
+     * Reconciles the store with what the driver finds on the host after a (re)start: running sandboxes it knows are
+     * adopted (route cached, timer re-armed, address refreshed); rows whose sandbox is gone, or that were left
+     * half-created, are deleted; sandboxes on the host without a row are destroyed. Rows of another driver are left
+     * alone. Paused rows are kept (nothing of theirs runs).
+     */
+    public void recover() {
+        Map<String, SandboxInstance> onHost = new HashMap<>();
+        for (SandboxInstance i : runtime.discover()) onHost.put(i.sandboxId(), i);
+        Set<String> known = new HashSet<>();
+        for (SandboxRecord s : store.allSandboxes()) {
+            if (!s.runtime().equals(runtime.name())) continue;
+            known.add(s.id());
+            locked(s.id(), () -> {
+                SandboxInstance live = onHost.get(s.id());
+                if (s.state() == SandboxState.CREATING) {
+                    LOG.log(System.Logger.Level.INFO, "removing sandbox " + s.id() + " left half-created by a previous run");
+                    abandon(s.id());
+                } else if (s.state() == SandboxState.RUNNING && live == null) {
+                    LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " is gone from the host; removing its row");
+                    store.deleteSandbox(s.id());
+                    event(s.id(), "sandbox.lifecycle.killed", null);
+                } else if (s.state() == SandboxState.RUNNING) {
+                    String address = live.address().getHostAddress();
+                    if (!address.equals(s.address())) store.updateSandbox(s.id(), s.state(), address, s.endAt());
+                    routes.put(s.id(), new Route(s.id(), SandboxState.RUNNING, live.address(), s.lifecycle().autoResume()));
+                    arm(s.id(), s.endAt()); // an end time already past fires at once
+                }
+                return null;
+            });
+        }
+        for (String orphan : onHost.keySet()) {
+            if (known.contains(orphan)) continue;
+            LOG.log(System.Logger.Level.INFO, "destroying sandbox " + orphan + " found on the host without a record");
+            try {
+                runtime.destroy(orphan);
+            } catch (RuntimeFailure e) {
+                LOG.log(System.Logger.Level.WARNING, "destroying orphan sandbox " + orphan + " failed", e);
+            }
+        }
+    }
+
+    // ---- helpers ----
+
+    private <T> T locked(String id, Supplier<T> work) {
+        ReentrantLock lock = locks.computeIfAbsent(id, k -> new ReentrantLock());
+        lock.lock();
+        try {
+            return work.get();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void event(String id, String type, String data) {
+        try {
+            store.addEvent(id, type, data);
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.WARNING, "recording event " + type + " of " + id + " failed", e);
+        }
+    }
+
+    /** Whether {@code id} has the form of a sandbox id: 20 characters of [a-z0-9]. */
+    public static boolean isSandboxId(String id) {
+        if (id == null || id.length() != 20) return false;
+        for (int i = 0; i < id.length(); i++) {
+            char c = id.charAt(i);
+            if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9')) return false;
+        }
+        return true;
+    }
+
+    static String newSandboxId() {
+        var sb = new StringBuilder(20);
+        for (int i = 0; i < 20; i++) sb.append(ID_ALPHABET.charAt(RANDOM.nextInt(ID_ALPHABET.length())));
+        return sb.toString();
+    }
+
+    private static String newToken() {
+        byte[] b = new byte[32];
+        RANDOM.nextBytes(b);
+        return HexFormat.of().formatHex(b);
+    }
+
+    private static InetAddress parseAddress(String literal) {
+        try {
+            return InetAddress.ofLiteral(literal);
+        } catch (IllegalArgumentException e) {
+            try {
+                return InetAddress.getByName(literal);
+            } catch (UnknownHostException u) {
+                throw new IllegalStateException("stored address '" + literal + "' is not an IP address", u);
+            }
+        }
+    }
+
+    /** Stops timers; running sandboxes keep running and are re-adopted by {@link #recover()} on the next start. */
+    @Override
+    public void close() {
+        scheduler.shutdownNow();
+        workers.shutdown();
+    }
+}

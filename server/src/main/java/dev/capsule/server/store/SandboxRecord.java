@@ -1,0 +1,56 @@
+package dev.capsule.server.store;
+
+import dev.capsule.runtime.Resources;
+import java.time.Instant;
+import java.util.Map;
+
+/**
+ * A sandbox as stored. {@code network} is the create request's {@code network} object as JSON text (null when
+ * absent); {@code address} is where the gateway reaches it (null while creating); {@code runtime} the driver's name.
+ */
+public record SandboxRecord(
+        String id,
+        String templateId,
+        String alias,
+        SandboxState state,
+        Instant startedAt,
+        Instant endAt,
+        Resources resources,
+        Map<String, String> metadata,
+        Map<String, String> envVars,
+        String envdAccessToken,
+        Boolean allowInternetAccess,
+        String network,
+        Lifecycle lifecycle,
+        String address,
+        String runtime) {
+
+    public SandboxRecord {
+        metadata = Map.copyOf(metadata);
+        envVars = Map.copyOf(envVars);
+    }
+
+    /** What happens at the timeout, and whether gateway traffic wakes a paused sandbox (the persistence issue). */
+    public record Lifecycle(boolean pauseOnTimeout, boolean autoPauseMemory, boolean autoResume) {
+        public static final Lifecycle KILL = new Lifecycle(false, true, false);
+
+        public String onTimeout() {
+            return pauseOnTimeout ? "pause" : "kill";
+        }
+    }
+
+    public SandboxRecord withState(SandboxState s) {
+        return new SandboxRecord(id, templateId, alias, s, startedAt, endAt, resources, metadata, envVars,
+                envdAccessToken, allowInternetAccess, network, lifecycle, address, runtime);
+    }
+
+    public SandboxRecord withEndAt(Instant t) {
+        return new SandboxRecord(id, templateId, alias, state, startedAt, t, resources, metadata, envVars,
+                envdAccessToken, allowInternetAccess, network, lifecycle, address, runtime);
+    }
+
+    public SandboxRecord withAddress(String a) {
+        return new SandboxRecord(id, templateId, alias, state, startedAt, endAt, resources, metadata, envVars,
+                envdAccessToken, allowInternetAccess, network, lifecycle, a, runtime);
+    }
+}

@@ -1,0 +1,324 @@
+package dev.capsule.server.store;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import dev.capsule.runtime.Resources;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.stream.Stream;
+import org.flywaydb.core.Flyway;
+import org.jdbi.v3.core.Handle;
+import org.jdbi.v3.core.Jdbi;
+import org.jdbi.v3.core.statement.StatementContext;
+
+/**
+ * The control plane's database: sandboxes, templates, API keys and events, on SQLite (a file in the data directory)
+ * or PostgreSQL (a {@code jdbc:postgresql:} URL), with the same Flyway migrations.
+ *
+ * <p>SQLite allows one writer at a time. Every write here takes {@link #writeLock} first and runs in its own short
+ * transaction, so writers in this JVM queue in Java instead of racing for SQLite's lock (two deferred transactions
+ * upgrading read locks is how SQLite deadlocks); WAL mode lets reads run beside the writer, and the busy timeout
+ * covers other processes (the CLI) writing to the same file. PostgreSQL needs no lock and gets none.
+ */
+public final class Store implements AutoCloseable {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final TypeReference<Map<String, String>> STRING_MAP = new TypeReference<>() {};
+
+    private final HikariDataSource dataSource;
+    private final Jdbi jdbi;
+    private final SecretBox secrets;
+    private final boolean sqlite;
+    private final ReentrantLock writeLock = new ReentrantLock(true);
+
+    private Store(HikariDataSource dataSource, SecretBox secrets, boolean sqlite) {
+        this.dataSource = dataSource;
+        this.jdbi = Jdbi.create(dataSource);
+        this.secrets = secrets;
+        this.sqlite = sqlite;
+    }
+
+    /** Opens the database at {@code url} (creating a SQLite file's directory), and migrates it to the latest schema. */
+    public static Store open(String url, String user, String password, SecretBox secrets) {
+        boolean sqlite = url.startsWith("jdbc:sqlite:");
+        if (!sqlite && !url.startsWith("jdbc:postgresql:")) {
+            throw new IllegalArgumentException("unsupported database URL '" + url
+                    + "'; use jdbc:sqlite:<file> or jdbc:postgresql://host:port/db");
+        }
+        var hc = new HikariConfig();
+        hc.setJdbcUrl(url);
+        hc.setPoolName("capsule-store");
+        if (user != null && !user.isBlank()) hc.setUsername(user);
+        if (password != null && !password.isBlank()) hc.setPassword(password);
+        if (sqlite) {
+            createParentDirectory(url);
+            // sqlite-jdbc applies these pragmas to every connection it opens.
+            hc.addDataSourceProperty("journal_mode", "WAL");
+            hc.addDataSourceProperty("busy_timeout", "10000");
+            hc.addDataSourceProperty("foreign_keys", "true");
+            hc.setMaximumPoolSize(4);
+        } else {
+            hc.setMaximumPoolSize(8);
+        }
+        var ds = new HikariDataSource(hc);
+        try {
+            Flyway.configure().dataSource(ds).locations("classpath:db/migration").load().migrate();
+        } catch (RuntimeException e) {
+            ds.close();
+            throw e;
+        }
+        return new Store(ds, secrets, sqlite);
+    }
+
+    private static void createParentDirectory(String url) {
+        String path = url.substring("jdbc:sqlite:".length());
+        int q = path.indexOf('?');
+        if (q >= 0) path = path.substring(0, q);
+        if (path.isEmpty() || path.startsWith(":memory:") || path.startsWith("file:")) return;
+        var parent = java.nio.file.Path.of(path).toAbsolutePath().getParent();
+        try {
+            java.nio.file.Files.createDirectories(parent);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("cannot create " + parent + " for the database; check permissions"
+                    + " or set CAPSULE_DATA_DIR to a writable directory", e);
+        }
+    }
+
+    public boolean isSqlite() {
+        return sqlite;
+    }
+
+    /** Runs {@code work} in one write transaction (under the writer lock on SQLite). */
+    public <T> T write(java.util.function.Function<Handle, T> work) {
+        if (sqlite) writeLock.lock();
+        try {
+            return jdbi.inTransaction(work::apply);
+        } finally {
+            if (sqlite) writeLock.unlock();
+        }
+    }
+
+    private <T> T read(java.util.function.Function<Handle, T> work) {
+        return jdbi.withHandle(work::apply);
+    }
+
+    // ---- sandboxes ----
+
+    public void insertSandbox(SandboxRecord s) {
+        write(h -> h.createUpdate("""
+                INSERT INTO sandboxes (id, template_id, alias, state, started_at, end_at, cpu_count, memory_mb,
+                  disk_size_mb, metadata, env_vars, envd_access_token, allow_internet_access, network, on_timeout,
+                  auto_resume, auto_pause_memory, address, runtime)
+                VALUES (:id, :templateId, :alias, :state, :startedAt, :endAt, :cpu, :mem, :disk, :metadata, :envVars,
+                  :token, :internet, :network, :onTimeout, :autoResume, :autoPauseMemory, :address, :runtime)""")
+                .bind("id", s.id()).bind("templateId", s.templateId()).bind("alias", s.alias())
+                .bind("state", s.state().wire()).bind("startedAt", s.startedAt().toEpochMilli())
+                .bind("endAt", s.endAt().toEpochMilli()).bind("cpu", s.resources().cpuCount())
+                .bind("mem", s.resources().memoryMB()).bind("disk", s.resources().diskSizeMB())
+                .bind("metadata", toJson(s.metadata())).bind("envVars", secrets.seal(toJson(s.envVars())))
+                .bind("token", secrets.seal(s.envdAccessToken())).bind("internet", s.allowInternetAccess())
+                .bind("network", s.network()).bind("onTimeout", s.lifecycle().onTimeout())
+                .bind("autoResume", s.lifecycle().autoResume()).bind("autoPauseMemory", s.lifecycle().autoPauseMemory())
+                .bind("address", s.address()).bind("runtime", s.runtime())
+                .execute());
+    }
+
+    public Optional<SandboxRecord> findSandbox(String id) {
+        return read(h -> h.createQuery("SELECT * FROM sandboxes WHERE id = :id").bind("id", id)
+                .map(this::sandbox).findOne());
+    }
+
+    /** Sets state, address and end time of an existing row; false if the row is gone. */
+    public boolean updateSandbox(String id, SandboxState state, String address, Instant endAt) {
+        return write(h -> h.createUpdate("UPDATE sandboxes SET state = :state, address = :address, end_at = :endAt WHERE id = :id")
+                .bind("id", id).bind("state", state.wire()).bind("address", address).bind("endAt", endAt.toEpochMilli())
+                .execute()) == 1;
+    }
+
+    public boolean deleteSandbox(String id) {
+        return write(h -> h.createUpdate("DELETE FROM sandboxes WHERE id = :id").bind("id", id).execute()) == 1;
+    }
+
+    public List<SandboxRecord> allSandboxes() {
+        return read(h -> h.createQuery("SELECT * FROM sandboxes ORDER BY started_at, id").map(this::sandbox).list());
+    }
+
+    public int countSandboxes(SandboxState state) {
+        return read(h -> h.createQuery("SELECT COUNT(*) FROM sandboxes WHERE state = :s").bind("s", state.wire())
+                .mapTo(Integer.class).one());
+    }
+
+    /**
+     * One page of sandboxes in {@code q.states()}, ordered by (started_at, id). Metadata is matched here rather than
+     * in SQL because JSON operators differ between SQLite and PostgreSQL; rows are streamed, so only what a page
+     * needs is read.
+     */
+    public SandboxQuery.Page listSandboxes(SandboxQuery q) {
+        if (q.states().isEmpty()) return new SandboxQuery.Page(List.of(), null);
+        String cmp = q.ascending() ? ">" : "<";
+        String dir = q.ascending() ? "ASC" : "DESC";
+        String where = "state IN (<states>)" + (q.after() == null ? ""
+                : " AND (started_at " + cmp + " :t OR (started_at = :t AND id " + cmp + " :cid))");
+        return read(h -> {
+            var query = h.createQuery("SELECT * FROM sandboxes WHERE " + where
+                    + " ORDER BY started_at " + dir + ", id " + dir)
+                    .bindList("states", q.states().stream().map(SandboxState::wire).toList());
+            if (q.after() != null) query.bind("t", q.after().startedAt().toEpochMilli()).bind("cid", q.after().id());
+            var items = new ArrayList<SandboxRecord>();
+            boolean more = false;
+            try (Stream<SandboxRecord> rows = query.map(this::sandbox).stream()) {
+                var it = rows.filter(s -> s.metadata().entrySet().containsAll(q.metadata().entrySet())).iterator();
+                while (it.hasNext()) {
+                    SandboxRecord s = it.next();
+                    if (items.size() == q.limit()) {
+                        more = true;
+                        break;
+                    }
+                    items.add(s);
+                }
+            }
+            SandboxRecord last = items.isEmpty() ? null : items.getLast();
+            return new SandboxQuery.Page(List.copyOf(items),
+                    more ? new SandboxQuery.Cursor(last.startedAt(), last.id()) : null);
+        });
+    }
+
+    private SandboxRecord sandbox(ResultSet rs, StatementContext ctx) throws SQLException {
+        Boolean internet = rs.getObject("allow_internet_access") == null ? null : rs.getBoolean("allow_internet_access");
+        return new SandboxRecord(
+                rs.getString("id"), rs.getString("template_id"), rs.getString("alias"),
+                SandboxState.fromWire(rs.getString("state")),
+                Instant.ofEpochMilli(rs.getLong("started_at")), Instant.ofEpochMilli(rs.getLong("end_at")),
+                new Resources(rs.getInt("cpu_count"), rs.getInt("memory_mb"), rs.getInt("disk_size_mb")),
+                fromJson(rs.getString("metadata")), fromJson(secrets.open(rs.getString("env_vars"))),
+                secrets.open(rs.getString("envd_access_token")), internet, rs.getString("network"),
+                new SandboxRecord.Lifecycle("pause".equals(rs.getString("on_timeout")),
+                        rs.getBoolean("auto_pause_memory"), rs.getBoolean("auto_resume")),
+                rs.getString("address"), rs.getString("runtime"));
+    }
+
+    // ---- templates ----
+
+    /** The template with this id or alias; a {@code :tag} suffix is accepted and only {@code default} exists yet. */
+    public Optional<TemplateRecord> findTemplate(String ref) {
+        String name = ref.endsWith(":default") ? ref.substring(0, ref.length() - ":default".length()) : ref;
+        return read(h -> h.createQuery("""
+                SELECT t.id FROM templates t WHERE t.id = :n
+                UNION SELECT a.template_id FROM template_aliases a WHERE a.alias = :n""")
+                .bind("n", name).mapTo(String.class).findFirst()
+                .map(id -> template(h, id)));
+    }
+
+    private TemplateRecord template(Handle h, String id) {
+        var row = h.createQuery("SELECT cpu_count, memory_mb, disk_size_mb FROM templates WHERE id = :id").bind("id", id)
+                .map((rs, c) -> new Resources(rs.getInt(1), rs.getInt(2), rs.getInt(3))).one();
+        var aliases = h.createQuery("SELECT alias FROM template_aliases WHERE template_id = :id ORDER BY alias")
+                .bind("id", id).mapTo(String.class).list();
+        return new TemplateRecord(id, aliases, row);
+    }
+
+    /** Creates or replaces a template and its aliases. */
+    public void putTemplate(TemplateRecord t) {
+        write(h -> {
+            h.createUpdate("DELETE FROM template_aliases WHERE template_id = :id").bind("id", t.id()).execute();
+            h.createUpdate("DELETE FROM templates WHERE id = :id").bind("id", t.id()).execute();
+            h.createUpdate("INSERT INTO templates (id, cpu_count, memory_mb, disk_size_mb, created_at) VALUES (:id, :c, :m, :d, :at)")
+                    .bind("id", t.id()).bind("c", t.resources().cpuCount()).bind("m", t.resources().memoryMB())
+                    .bind("d", t.resources().diskSizeMB()).bind("at", System.currentTimeMillis()).execute();
+            for (String alias : t.aliases()) {
+                h.createUpdate("INSERT INTO template_aliases (alias, template_id) VALUES (:a, :id)")
+                        .bind("a", alias).bind("id", t.id()).execute();
+            }
+            return null;
+        });
+    }
+
+    // ---- API keys ----
+
+    public void insertApiKey(ApiKeyRecord k) {
+        write(h -> h.createUpdate("INSERT INTO api_keys (id, key_hash, name, created_at) VALUES (:id, :hash, :name, :at)")
+                .bind("id", k.id()).bind("hash", k.keyHash()).bind("name", k.name())
+                .bind("at", k.createdAt().toEpochMilli()).execute());
+    }
+
+    public Optional<ApiKeyRecord> findApiKey(String id) {
+        return read(h -> h.createQuery("SELECT * FROM api_keys WHERE id = :id").bind("id", id).map(Store::apiKey).findOne());
+    }
+
+    public List<ApiKeyRecord> listApiKeys() {
+        return read(h -> h.createQuery("SELECT * FROM api_keys ORDER BY created_at, id").map(Store::apiKey).list());
+    }
+
+    /** Marks a key revoked; false if there is no such key or it was already revoked. */
+    public boolean revokeApiKey(String id, Instant at) {
+        return write(h -> h.createUpdate("UPDATE api_keys SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL")
+                .bind("id", id).bind("at", at.toEpochMilli()).execute()) == 1;
+    }
+
+    public boolean hasActiveApiKey() {
+        return read(h -> h.createQuery("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL").mapTo(Integer.class).one()) > 0;
+    }
+
+    private static ApiKeyRecord apiKey(ResultSet rs, StatementContext ctx) throws SQLException {
+        return new ApiKeyRecord(rs.getString("id"), rs.getString("key_hash"), rs.getString("name"),
+                Instant.ofEpochMilli(rs.getLong("created_at")), instantOrNull(rs, "last_used_at"), instantOrNull(rs, "revoked_at"));
+    }
+
+    // ---- events ----
+
+    public void addEvent(String sandboxId, String type, String dataJson) {
+        write(h -> h.createUpdate("INSERT INTO events (id, sandbox_id, type, data, created_at) VALUES (:id, :s, :t, :d, :at)")
+                .bind("id", UUID.randomUUID().toString()).bind("s", sandboxId).bind("t", type).bind("d", dataJson)
+                .bind("at", System.currentTimeMillis()).execute());
+    }
+
+    public List<EventRecord> events(String sandboxId) {
+        return read(h -> h.createQuery("SELECT * FROM events WHERE sandbox_id = :s ORDER BY created_at, id").bind("s", sandboxId)
+                .map((rs, c) -> new EventRecord(rs.getString("id"), rs.getString("sandbox_id"), rs.getString("type"),
+                        rs.getString("data"), Instant.ofEpochMilli(rs.getLong("created_at")))).list());
+    }
+
+    // ---- helpers ----
+
+    private static Instant instantOrNull(ResultSet rs, String col) throws SQLException {
+        long v = rs.getLong(col);
+        return rs.wasNull() ? null : Instant.ofEpochMilli(v);
+    }
+
+    static String toJson(Map<String, String> m) {
+        try {
+            return JSON.writeValueAsString(new LinkedHashMap<>(m));
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static Map<String, String> fromJson(String s) {
+        try {
+            return JSON.readValue(s, STRING_MAP);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("corrupt JSON in the store: " + e.getOriginalMessage(), e);
+        }
+    }
+
+    /** Test and diagnostics access to the raw database. */
+    public Jdbi jdbi() {
+        return jdbi;
+    }
+
+    @Override
+    public void close() {
+        dataSource.close();
+    }
+}

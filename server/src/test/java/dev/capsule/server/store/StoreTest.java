@@ -1,0 +1,160 @@
+package dev.capsule.server.store;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.capsule.runtime.Resources;
+import dev.capsule.server.testing.PostgresFixture;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** The store on both databases it supports, through the same migrations. */
+class StoreTest {
+
+    @TempDir Path tmp;
+    private Store store;
+
+    private Store open(String db) {
+        String url = db.equals("sqlite") ? "jdbc:sqlite:" + tmp.resolve("data/capsule.db") : PostgresFixture.get().newDatabase();
+        store = Store.open(url, db.equals("sqlite") ? "" : "postgres", "", SecretBox.fromKeyFile(tmp.resolve("store.key")));
+        return store;
+    }
+
+    @AfterEach
+    void close() {
+        if (store != null) store.close();
+    }
+
+    static SandboxRecord sandbox(String id, SandboxState state, long startedMillis, Map<String, String> metadata) {
+        return new SandboxRecord(id, "base", "base", state, Instant.ofEpochMilli(startedMillis),
+                Instant.ofEpochMilli(startedMillis + 300_000), new Resources(2, 512, 4096), metadata,
+                Map.of("SECRET", "v"), "token-" + id, null, null, SandboxRecord.Lifecycle.KILL, "127.0.0.1", "oci");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"sqlite", "postgres"})
+    void sandboxRowsRoundTripWithSecretsEncryptedAtRest(String db) {
+        Store s = open(db);
+        var rec = new SandboxRecord("abcdefghij0123456789", "base", "base", SandboxState.CREATING,
+                Instant.ofEpochMilli(1_000), Instant.ofEpochMilli(2_000), new Resources(1, 256, 100),
+                Map.of("user", "alice"), Map.of("FOO", "bar"), "tok-secret", false, "{\"allowOut\":[\"1.1.1.1\"]}",
+                new SandboxRecord.Lifecycle(true, false, true), null, "oci");
+        s.insertSandbox(rec);
+        assertThat(s.findSandbox(rec.id())).contains(rec);
+
+        String rawToken = s.jdbi().withHandle(h -> h.createQuery("SELECT envd_access_token || env_vars FROM sandboxes")
+                .mapTo(String.class).one());
+        assertThat(rawToken).doesNotContain("tok-secret").doesNotContain("bar");
+
+        assertThat(s.updateSandbox(rec.id(), SandboxState.RUNNING, "10.0.0.2", Instant.ofEpochMilli(9_000))).isTrue();
+        var updated = s.findSandbox(rec.id()).orElseThrow();
+        assertThat(updated.state()).isEqualTo(SandboxState.RUNNING);
+        assertThat(updated.address()).isEqualTo("10.0.0.2");
+        assertThat(updated.endAt()).isEqualTo(Instant.ofEpochMilli(9_000));
+        assertThat(s.countSandboxes(SandboxState.RUNNING)).isEqualTo(1);
+
+        assertThat(s.deleteSandbox(rec.id())).isTrue();
+        assertThat(s.deleteSandbox(rec.id())).isFalse();
+        assertThat(s.updateSandbox(rec.id(), SandboxState.RUNNING, null, Instant.EPOCH)).isFalse();
+        assertThat(s.findSandbox(rec.id())).isEmpty();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"sqlite", "postgres"})
+    void listingPagesByStartTimeWithStateAndMetadataFilters(String db) {
+        Store s = open(db);
+        for (int i = 0; i < 25; i++) {
+            s.insertSandbox(sandbox(String.format("sbx%017d", i), i % 5 == 0 ? SandboxState.PAUSED : SandboxState.RUNNING,
+                    1000L * (i / 2), Map.of("team", i % 2 == 0 ? "even" : "odd")));
+        }
+        s.insertSandbox(sandbox("creating000000000000", SandboxState.CREATING, 5, Map.of()));
+
+        // every running or paused row exactly once, newest first, across pages of 7
+        var seen = new ArrayList<SandboxRecord>();
+        SandboxQuery.Cursor cursor = null;
+        do {
+            var page = s.listSandboxes(new SandboxQuery(Set.of(SandboxState.RUNNING, SandboxState.PAUSED), Map.of(), false, cursor, 7));
+            assertThat(page.items().size()).isLessThanOrEqualTo(7);
+            seen.addAll(page.items());
+            cursor = page.next() == null ? null : SandboxQuery.Cursor.decode(page.next().encode());
+        } while (cursor != null);
+        assertThat(seen).hasSize(25).extracting(SandboxRecord::id).doesNotHaveDuplicates().doesNotContain("creating000000000000");
+        assertThat(seen).isSortedAccordingTo((a, b) -> b.startedAt().compareTo(a.startedAt()) != 0
+                ? b.startedAt().compareTo(a.startedAt()) : b.id().compareTo(a.id()));
+
+        var evenRunning = s.listSandboxes(new SandboxQuery(Set.of(SandboxState.RUNNING), Map.of("team", "even"), true, null, 100));
+        assertThat(evenRunning.next()).isNull();
+        assertThat(evenRunning.items()).allSatisfy(r -> {
+            assertThat(r.metadata()).containsEntry("team", "even");
+            assertThat(r.state()).isEqualTo(SandboxState.RUNNING);
+        }).hasSize(10); // 13 even ids, of which 0, 10, 20 are paused
+        assertThat(evenRunning.items()).isSortedAccordingTo((a, b) -> a.startedAt().compareTo(b.startedAt()));
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"sqlite", "postgres"})
+    void templatesApiKeysAndEvents(String db) {
+        Store s = open(db);
+        assertThat(s.findTemplate("base")).hasValueSatisfying(t -> assertThat(t.resources().cpuCount()).isEqualTo(2));
+        assertThat(s.findTemplate("base:default")).isPresent();
+        assertThat(s.findTemplate("nope")).isEmpty();
+        s.putTemplate(new TemplateRecord("tpl123", List.of("py", "team/py"), new Resources(4, 2048, 8192)));
+        assertThat(s.findTemplate("team/py")).hasValueSatisfying(t -> {
+            assertThat(t.id()).isEqualTo("tpl123");
+            assertThat(t.aliases()).containsExactly("py", "team/py");
+        });
+
+        s.insertApiKey(new ApiKeyRecord("0123abcd", "ff".repeat(32), "ci", Instant.ofEpochMilli(5), null, null));
+        assertThat(s.hasActiveApiKey()).isTrue();
+        assertThat(s.revokeApiKey("0123abcd", Instant.ofEpochMilli(6))).isTrue();
+        assertThat(s.revokeApiKey("0123abcd", Instant.ofEpochMilli(7))).isFalse();
+        assertThat(s.findApiKey("0123abcd")).hasValueSatisfying(k -> assertThat(k.revoked()).isTrue());
+        assertThat(s.hasActiveApiKey()).isFalse();
+
+        s.addEvent("sbx", "sandbox.lifecycle.created", null);
+        s.addEvent("sbx", "sandbox.lifecycle.killed", "{}");
+        assertThat(s.events("sbx")).extracting(EventRecord::type).contains("sandbox.lifecycle.created", "sandbox.lifecycle.killed");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"sqlite", "postgres"})
+    void concurrentWritersAllLand(String db) throws Exception {
+        Store s = open(db);
+        try (var pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            var futures = new ArrayList<Future<?>>();
+            for (int i = 0; i < 200; i++) {
+                int n = i;
+                futures.add(pool.submit(() -> {
+                    String id = String.format("c%019d", n);
+                    s.insertSandbox(sandbox(id, SandboxState.CREATING, n, Map.of()));
+                    s.updateSandbox(id, SandboxState.RUNNING, "127.0.0.1", Instant.ofEpochMilli(n));
+                    s.findSandbox(id).orElseThrow();
+                }));
+            }
+            for (var f : futures) f.get();
+        }
+        assertThat(s.countSandboxes(SandboxState.RUNNING)).isEqualTo(200);
+    }
+
+    @org.junit.jupiter.api.Test
+    void sqliteRunsInWalModeAndReopensWithItsKey() throws Exception {
+        Store s = open("sqlite");
+        String mode = s.jdbi().withHandle(h -> h.createQuery("PRAGMA journal_mode").mapTo(String.class).one());
+        assertThat(mode).isEqualToIgnoringCase("wal");
+        s.insertSandbox(sandbox("reopen00000000000000", SandboxState.RUNNING, 1, Map.of()));
+        s.close();
+        store = Store.open("jdbc:sqlite:" + tmp.resolve("data/capsule.db"), "", "", SecretBox.fromKeyFile(tmp.resolve("store.key")));
+        assertThat(store.findSandbox("reopen00000000000000")).hasValueSatisfying(r -> assertThat(r.envdAccessToken()).isEqualTo("token-reopen00000000000000"));
+        assertThat(Files.getPosixFilePermissions(tmp.resolve("store.key"))).hasToString("[OWNER_READ, OWNER_WRITE]");
+    }
+}
