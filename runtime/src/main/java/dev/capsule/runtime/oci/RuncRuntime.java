@@ -236,7 +236,7 @@ public final class RuncRuntime {
         };
     }
 
-    private static String logTail(SandboxDirectory dir) {
+    static String logTail(SandboxDirectory dir) {
         try {
             String log = Files.readString(dir.log()).strip();
             return log.length() <= 2000 ? log : "..." + log.substring(log.length() - 2000);
