@@ -23,28 +23,28 @@ import java.util.Base64;
  * What the tests say to a sandbox's envd over real HTTP, as the E2B SDK would: {@code GET /health}, a Connect
  * server-streaming {@code process.Process/Start} in JSON, and {@code /files} up and down.
  */
-final class EnvdClient {
+public final class EnvdClient {
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(5)).build();
 
     /** A finished command: what it printed and how it ended. */
-    record Result(String stdout, String stderr, int exitCode) {}
+    public record Result(String stdout, String stderr, int exitCode) {}
 
     private final String base;
 
-    EnvdClient(SandboxInstance sandbox) {
+    public EnvdClient(SandboxInstance sandbox) {
         this.base = "http://" + sandbox.address().getHostAddress() + ":" + SandboxInstance.ENVD_PORT;
     }
 
-    int health() {
+    public int health() {
         return send(HttpRequest.newBuilder(URI.create(base + "/health")).GET(), HttpResponse.BodyHandlers.discarding())
                 .statusCode();
     }
 
     /** Runs {@code script} with bash as the default user and waits for it to end. */
-    Result run(String script) {
+    public Result run(String script) {
         ObjectNode request = JSON.createObjectNode();
         ObjectNode process = request.putObject("process");
         process.put("cmd", "/bin/bash");
@@ -88,7 +88,7 @@ final class EnvdClient {
     }
 
     /** {@code POST /files?path=} as multipart form data, field {@code file}, as the SDK writes a file. */
-    int upload(String path, byte[] content) {
+    public int upload(String path, byte[] content) {
         String boundary = "capsule-test-boundary-7d1c";
         ByteArrayOutputStream body = new ByteArrayOutputStream();
         body.writeBytes(("--" + boundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"upload\"\r\n"
@@ -102,7 +102,7 @@ final class EnvdClient {
     }
 
     /** {@code GET /files?path=}: the file's bytes. */
-    byte[] download(String path) {
+    public byte[] download(String path) {
         HttpResponse<byte[]> response = send(HttpRequest.newBuilder(URI.create(base + "/files?path=" + encode(path)))
                 .GET(), HttpResponse.BodyHandlers.ofByteArray());
         if (response.statusCode() != 200) {

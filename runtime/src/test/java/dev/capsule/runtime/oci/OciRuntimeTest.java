@@ -37,7 +37,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
  * namespace this test makes (198.18.1.2, the benchmarking range), so no traffic leaves the machine. Every test
  * ends by proving nothing is left: no container, mount, namespace, veth, nftables table, cgroup or file.
  */
-class OciRuntimeTest {
+public class OciRuntimeTest {
 
     static final String NETWORK_NAME = "capsuleoci";
     static final String LINK_PREFIX = "cso";
@@ -77,7 +77,7 @@ class OciRuntimeTest {
     }
 
     /** A configuration of its own (directories, runc root, network names and pool) so nothing else is touched. */
-    static OciRuntimeConfig testConfig(Path dataDir, Path runcRoot) {
+    public static OciRuntimeConfig testConfig(Path dataDir, Path runcRoot) {
         NetworkConfig network = NetworkConfig.defaults().withName(NETWORK_NAME, LINK_PREFIX)
                 .withPool(Ipv4Cidr.parse("10.214.0.0/24"));
         return OciRuntimeConfig.defaults().withRunc(runcRoot, RuncRuntime.DEFAULT_CGROUP_PARENT)
@@ -102,7 +102,7 @@ class OciRuntimeTest {
         Mounts.deleteTree(runcRoot);
     }
 
-    static void assertNothingLeft(Path dataDir, Path runcRoot, List<String> ids) {
+    public static void assertNothingLeft(Path dataDir, Path runcRoot, List<String> ids) {
         assertThat(Command.check("runc", "--root", runcRoot.toString(), "list", "--quiet").stdout()).isBlank();
         assertThat(Mounts.under(dataDir)).isEmpty();
         assertThat(dataDir.resolve("sandboxes")).satisfiesAnyOf(
