@@ -1,12 +1,26 @@
 package dev.capsule.runtime;
 
-/** A sandbox's limits, from its template: virtual CPUs, memory and disk, as E2B's API states them. */
+/**
+ * What a sandbox may use, as E2B's API states a template's resources: virtual CPUs (a cgroup CPU quota), memory in
+ * MiB (the cgroup limit; no swap on top of it) and disk in MiB (the size of its writable layer). Templates carry
+ * their defaults; a sandbox gets its template's. Defaults follow E2B's base sandbox: 2 vCPUs, 512 MiB.
+ *
+ * <p>The oci driver does not enforce {@code diskSizeMB} yet: a sandbox's upper dir is a plain directory on the
+ * host's file system, without a quota.
+ */
 public record Resources(int cpuCount, int memoryMB, int diskSizeMB) {
 
+    public static final Resources DEFAULT = new Resources(2, 512, 1024);
+
     public Resources {
-        if (cpuCount < 1 || memoryMB < 128 || diskSizeMB < 1) {
-            throw new IllegalArgumentException("resources need cpuCount >= 1, memoryMB >= 128 and diskSizeMB >= 1; got "
-                    + cpuCount + " CPUs, " + memoryMB + " MB memory, " + diskSizeMB + " MB disk");
+        if (cpuCount < 1 || cpuCount > 64) {
+            throw new IllegalArgumentException("cpuCount must be between 1 and 64, was " + cpuCount);
+        }
+        if (memoryMB < 64) {
+            throw new IllegalArgumentException("memoryMB must be at least 64, was " + memoryMB);
+        }
+        if (diskSizeMB < 1) {
+            throw new IllegalArgumentException("diskSizeMB must be at least 1, was " + diskSizeMB);
         }
     }
 }

@@ -1,6 +1,8 @@
 package dev.capsule.runtime;
 
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 
 /**
  * A runtime driver: what runs sandboxes on this host, {@code oci} (runc containers) or {@code microvm} (QEMU).
@@ -16,6 +18,9 @@ public interface SandboxRuntime extends AutoCloseable {
     /**
      * Starts a sandbox and returns once its envd answers {@code GET /health} at the returned address. envd's
      * {@code /init} (env vars, token, user) is the caller's to send.
+     *
+     * @throws UnknownTemplate the driver has no template {@code spec.templateId()}; nothing was taken
+     * @throws RuntimeFailure  anything else failed (the id is taken, the host refused, envd did not come up)
      */
     SandboxInstance start(SandboxSpec spec);
 
@@ -26,10 +31,28 @@ public interface SandboxRuntime extends AutoCloseable {
     void destroy(String sandboxId);
 
     /**
-     * The sandboxes of this driver found on the host, e.g. after a server restart, so that the server re-adopts the
-     * ones it knows and destroys the others.
+     * The usable sandboxes of this driver found on the host — running, with their network — e.g. after a server
+     * restart, so that the server re-adopts the ones it knows. Sandboxes still being started by this instance are
+     * not listed. Changes nothing on the host.
      */
     List<SandboxInstance> discover();
+
+    /**
+     * Destroys every sandbox of this driver on the host except those in {@code keep} that {@link #discover()}
+     * lists: unknown ones, and half-created or broken ones even when kept (they cannot serve). Sandboxes being
+     * started by this instance are left alone. Call it at start-up, before a warm pool fills, with the ids the
+     * server's store knows. Returns the ids it destroyed.
+     */
+    default List<String> removeOrphans(Set<String> keep) {
+        List<String> removed = new ArrayList<>();
+        for (SandboxInstance instance : discover()) {
+            if (!keep.contains(instance.sandboxId())) {
+                destroy(instance.sandboxId());
+                removed.add(instance.sandboxId());
+            }
+        }
+        return removed;
+    }
 
     /** Releases the driver's own resources; running sandboxes keep running. */
     @Override

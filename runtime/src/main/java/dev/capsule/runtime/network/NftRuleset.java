@@ -1,5 +1,7 @@
 package dev.capsule.runtime.network;
 
+import dev.capsule.runtime.NetworkPolicy;
+
 import java.util.Collection;
 import java.util.stream.Collectors;
 
@@ -148,7 +150,7 @@ final class NftRuleset {
      * may open one to it), so "no internet" drops even established flows: turning access off cuts them at once.
      */
     private void policyRules(StringBuilder s, String chain, NetworkPolicy policy) {
-        if (policy.allowInternetAccess()) {
+        if (policy.internetAccess()) {
             rule(s, chain, "accept comment \"internet access on\"");
         } else {
             rule(s, chain, "drop comment \"internet access off\"");

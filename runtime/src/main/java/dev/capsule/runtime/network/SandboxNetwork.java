@@ -1,5 +1,7 @@
 package dev.capsule.runtime.network;
 
+import dev.capsule.runtime.NetworkPolicy;
+
 import java.net.Inet4Address;
 import java.nio.file.Path;
 

@@ -1,5 +1,7 @@
 package dev.capsule.runtime.network;
 
+import dev.capsule.runtime.NetworkPolicy;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.Inet4Address;
@@ -75,15 +77,17 @@ public final class SandboxNetworks {
      * Creates the sandbox's namespace, veth pair, addresses, routes and rules. The namespace is at
      * {@link SandboxNetwork#namespacePath()}; nothing runs in it yet.
      *
-     * @throws IllegalArgumentException the id is not usable in namespace and interface names
+     * @throws IllegalArgumentException the id is not usable in namespace and interface names, or the policy has
+     *                                  allow/deny lists (not enforced yet, issue #5)
      * @throws IllegalStateException    the sandbox already has a network, or the pool is exhausted
      * @throws NetworkException         a host command failed; everything made for this call is removed again
      */
     public SandboxNetwork allocate(String sandboxId, NetworkPolicy policy) {
         validateId(sandboxId);
         if (policy == null) {
-            throw new IllegalArgumentException("a network policy is required (NetworkPolicy.INTERNET or NO_INTERNET)");
+            throw new IllegalArgumentException("a network policy is required (NetworkPolicy.OPEN or NO_INTERNET)");
         }
+        requireEnforceable(policy);
         SandboxNetwork network;
         synchronized (lock) {
             if (networks.containsKey(sandboxId) || unadopted.containsKey(sandboxId)
@@ -123,8 +127,9 @@ public final class SandboxNetworks {
     /** Replaces a running sandbox's policy; takes effect for new connections at once. */
     public SandboxNetwork updatePolicy(String sandboxId, NetworkPolicy policy) {
         if (policy == null) {
-            throw new IllegalArgumentException("a network policy is required (NetworkPolicy.INTERNET or NO_INTERNET)");
+            throw new IllegalArgumentException("a network policy is required (NetworkPolicy.OPEN or NO_INTERNET)");
         }
+        requireEnforceable(policy);
         synchronized (lock) {
             SandboxNetwork current = networks.get(sandboxId);
             if (current == null) {
@@ -439,6 +444,15 @@ public final class SandboxNetworks {
 
     private String namespaceName(String sandboxId) {
         return config.namespacePrefix() + sandboxId;
+    }
+
+    /** Allow/deny lists are not enforced yet (issue #5): refuse them rather than pretend. */
+    private static void requireEnforceable(NetworkPolicy policy) {
+        if (policy.hasLists()) {
+            throw new IllegalArgumentException("network allowOut/denyOut lists are not supported yet (only "
+                    + "internet access on or off is); remove allowOut " + policy.allowOut() + " and denyOut "
+                    + policy.denyOut() + " from the request");
+        }
     }
 
     private static void validateId(String sandboxId) {

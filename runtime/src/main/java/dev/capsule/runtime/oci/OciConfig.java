@@ -35,7 +35,7 @@ public final class OciConfig {
     }
 
     /** The config for {@code spec}, with its files in {@code dir} and its cgroup at {@code cgroupsPath}. */
-    public static ObjectNode build(SandboxSpec spec, SandboxDirectory dir, String cgroupsPath, boolean swapAccounting) {
+    public static ObjectNode build(ContainerSpec spec, SandboxDirectory dir, String cgroupsPath, boolean swapAccounting) {
         ObjectNode config = JSON.createObjectNode();
         config.put("ociVersion", "1.0.2");
         config.set("process", process(spec));
@@ -48,7 +48,7 @@ public final class OciConfig {
         return config;
     }
 
-    private static ObjectNode process(SandboxSpec spec) {
+    private static ObjectNode process(ContainerSpec spec) {
         ObjectNode process = JSON.createObjectNode();
         process.put("terminal", false);
         ObjectNode user = process.putObject("user");
@@ -97,7 +97,7 @@ public final class OciConfig {
         return 4096;
     }
 
-    private static ArrayNode mounts(SandboxSpec spec, SandboxDirectory dir) {
+    private static ArrayNode mounts(ContainerSpec spec, SandboxDirectory dir) {
         ArrayNode mounts = JSON.createArrayNode();
         mount(mounts, "/proc", "proc", "proc", "nosuid", "noexec", "nodev");
         mount(mounts, "/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k");
@@ -126,7 +126,7 @@ public final class OciConfig {
         }
     }
 
-    private static ObjectNode linux(SandboxSpec spec, String cgroupsPath, boolean swapAccounting) {
+    private static ObjectNode linux(ContainerSpec spec, String cgroupsPath, boolean swapAccounting) {
         ObjectNode linux = JSON.createObjectNode();
         ArrayNode namespaces = linux.putArray("namespaces");
         for (String type : List.of("pid", "mount", "uts", "ipc")) {

@@ -1,6 +1,6 @@
 package dev.capsule.runtime.oci;
 
-import dev.capsule.runtime.template.TemplateResources;
+import dev.capsule.runtime.Resources;
 
 /**
  * The cgroup limits of one sandbox: CPU time as a quota of {@code cpuCount} CPUs, memory in MiB (swap not
@@ -23,7 +23,7 @@ public record ResourceLimits(int cpuCount, int memoryMB, int pidsMax) {
         }
     }
 
-    public static ResourceLimits of(TemplateResources resources) {
+    public static ResourceLimits of(Resources resources) {
         return new ResourceLimits(resources.cpuCount(), resources.memoryMB(), DEFAULT_PIDS_MAX);
     }
 

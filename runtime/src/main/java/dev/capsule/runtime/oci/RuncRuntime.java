@@ -69,7 +69,7 @@ public final class RuncRuntime {
     }
 
     /** Creates and starts the sandbox; returns once its init runs. On failure nothing of it is left. */
-    public Sandbox start(SandboxSpec spec) {
+    public Sandbox start(ContainerSpec spec) {
         String id = spec.id();
         SandboxDirectory dir = directory(id);
         try {
@@ -97,7 +97,7 @@ public final class RuncRuntime {
         }
     }
 
-    private void prepare(SandboxSpec spec, SandboxDirectory dir) {
+    private void prepare(ContainerSpec spec, SandboxDirectory dir) {
         if (!Files.isDirectory(spec.template().rootfs())) {
             throw new IllegalStateException("template " + spec.template().name() + " has no rootfs at "
                     + spec.template().rootfs() + "; build it with TemplateCache.ensure first");
@@ -236,7 +236,7 @@ public final class RuncRuntime {
         };
     }
 
-    private static String logTail(SandboxDirectory dir) {
+    static String logTail(SandboxDirectory dir) {
         try {
             String log = Files.readString(dir.log()).strip();
             return log.length() <= 2000 ? log : "..." + log.substring(log.length() - 2000);

@@ -38,6 +38,11 @@ public record SandboxDirectory(Path dir) {
         return dir.resolve("etc/hostname");
     }
 
+    /** What the oci driver records about the sandbox (template, start time, network policy) for a restarted server. */
+    public Path metadata() {
+        return dir.resolve("sandbox.json");
+    }
+
     /** stdout and stderr of the init and everything it runs without redirecting. */
     public Path log() {
         return dir.resolve("console.log");

@@ -1,5 +1,7 @@
 package dev.capsule.runtime.template;
 
+import dev.capsule.runtime.Resources;
+
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -16,7 +18,7 @@ import java.util.List;
  * same suite yields an equivalent tree.
  */
 public record TemplateRecipe(String name, String suite, String mirror, List<String> packages,
-                             List<String> customizeHooks, TemplateResources resources) {
+                             List<String> customizeHooks, Resources resources) {
 
     /** Bumped when the way a recipe is turned into a tree changes (mmdebstrap flags, hook semantics). */
     private static final int FORMAT = 1;
@@ -48,7 +50,7 @@ public record TemplateRecipe(String name, String suite, String mirror, List<Stri
                         // bind-mount targets for the per-sandbox files; empty so a sandbox never sees the build host's
                         "for f in hosts hostname resolv.conf; do rm -f \"$1/etc/$f\"; : > \"$1/etc/$f\"; done",
                         "mkdir -p \"$1/opt/capsule\""),
-                TemplateResources.DEFAULT);
+                Resources.DEFAULT);
     }
 
     public static TemplateRecipe base() {

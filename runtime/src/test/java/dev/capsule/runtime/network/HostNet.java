@@ -16,7 +16,7 @@ import java.util.concurrent.TimeUnit;
  * Test helpers that look at and act on the host with the real tools: run commands, start tiny TCP servers in
  * namespaces, and try connections from inside a namespace. Only loopback and test-made namespaces are used.
  */
-final class HostNet {
+public final class HostNet {
 
     static final String PYTHON = Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
 
@@ -114,9 +114,9 @@ final class HostNet {
         }
     }
 
-    record Run(int exitCode, String stdout, String stderr) {}
+    public record Run(int exitCode, String stdout, String stderr) {}
 
-    static Run run(String... command) {
+    public static Run run(String... command) {
         try {
             Process process = new ProcessBuilder(command).start();
             CompletableFuture<String> err = CompletableFuture.supplyAsync(() -> readAll(process, true));
@@ -134,7 +134,7 @@ final class HostNet {
         }
     }
 
-    static String ok(String... command) {
+    public static String ok(String... command) {
         Run run = run(command);
         if (run.exitCode() != 0) {
             throw new IllegalStateException(String.join(" ", command) + " failed: " + run.stderr());
@@ -152,10 +152,10 @@ final class HostNet {
     }
 
     /** A greeting server in {@code namespace}; closing it ends the process (by its own handle). */
-    static final class Server implements AutoCloseable {
+    public static final class Server implements AutoCloseable {
         private final Process process;
 
-        Server(String namespace, String bind, int port, String name) {
+        public Server(String namespace, String bind, int port, String name) {
             List<String> command = new ArrayList<>(List.of("ip", "netns", "exec", namespace));
             command.addAll(List.of(PYTHON, "-u", "-c", SERVER, bind, Integer.toString(port), name));
             try {
@@ -206,21 +206,21 @@ final class HostNet {
         }
     }
 
-    static List<String> namespaces(String prefix) {
+    public static List<String> namespaces(String prefix) {
         return ok("ip", "netns", "list").lines()
                 .map(line -> line.split(" ")[0])
                 .filter(name -> name.startsWith(prefix))
                 .toList();
     }
 
-    static List<String> links(String prefix) {
+    public static List<String> links(String prefix) {
         return ok("ip", "-o", "link", "show").lines()
                 .map(line -> line.split(":")[1].strip().split("@")[0])
                 .filter(name -> name.startsWith(prefix))
                 .toList();
     }
 
-    static List<String> nftTables() {
+    public static List<String> nftTables() {
         return ok("nft", "list", "tables").lines().map(String::strip).toList();
     }
 }

@@ -1,5 +1,7 @@
 package dev.capsule.runtime.network;
 
+import dev.capsule.runtime.NetworkPolicy;
+
 import static dev.capsule.runtime.network.HostNet.connectFrom;
 import static dev.capsule.runtime.network.HostNet.connectFromHost;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -102,7 +104,7 @@ class SandboxNetworksTest {
     @Test
     void twoSandboxesGetDistinctAddressesAndReleaseLeavesNothing() {
         SandboxNetworks networks = SandboxNetworks.open(CONFIG);
-        SandboxNetwork a = networks.allocate("sbx-a", NetworkPolicy.INTERNET);
+        SandboxNetwork a = networks.allocate("sbx-a", NetworkPolicy.OPEN);
         SandboxNetwork b = networks.allocate("sbx-b", NetworkPolicy.NO_INTERNET);
 
         assertThat(a.address()).isNotEqualTo(b.address());
@@ -139,7 +141,7 @@ class SandboxNetworksTest {
     @Test
     void hostReachesEveryPortOfASandboxWithOrWithoutInternet() {
         SandboxNetworks networks = SandboxNetworks.open(CONFIG);
-        SandboxNetwork online = networks.allocate("online", NetworkPolicy.INTERNET);
+        SandboxNetwork online = networks.allocate("online", NetworkPolicy.OPEN);
         SandboxNetwork offline = networks.allocate("offline", NetworkPolicy.NO_INTERNET);
         serve(online);
         serve(offline);
@@ -151,13 +153,13 @@ class SandboxNetworksTest {
     @Test
     void internetAccessFollowsThePolicyAndItsUpdates() {
         SandboxNetworks networks = SandboxNetworks.open(CONFIG);
-        SandboxNetwork online = networks.allocate("online", NetworkPolicy.INTERNET);
+        SandboxNetwork online = networks.allocate("online", NetworkPolicy.OPEN);
         SandboxNetwork offline = networks.allocate("offline", NetworkPolicy.NO_INTERNET);
 
         assertThat(connectFrom(online.namespace(), INTERNET_ADDRESS, PORT, 3)).isEqualTo("hello from internet");
         assertThat(connectFrom(offline.namespace(), INTERNET_ADDRESS, PORT, 1)).isNull();
 
-        networks.updatePolicy("offline", NetworkPolicy.INTERNET);
+        networks.updatePolicy("offline", NetworkPolicy.OPEN);
         networks.updatePolicy("online", NetworkPolicy.NO_INTERNET);
         assertThat(connectFrom(offline.namespace(), INTERNET_ADDRESS, PORT, 3)).isEqualTo("hello from internet");
         assertThat(connectFrom(online.namespace(), INTERNET_ADDRESS, PORT, 1)).isNull();
@@ -168,8 +170,8 @@ class SandboxNetworksTest {
     @Test
     void sandboxesCannotReachEachOtherNorTheLinkLocalRange() {
         SandboxNetworks networks = SandboxNetworks.open(CONFIG);
-        SandboxNetwork a = networks.allocate("sbx-a", NetworkPolicy.INTERNET);
-        SandboxNetwork b = networks.allocate("sbx-b", NetworkPolicy.INTERNET);
+        SandboxNetwork a = networks.allocate("sbx-a", NetworkPolicy.OPEN);
+        SandboxNetwork b = networks.allocate("sbx-b", NetworkPolicy.OPEN);
         serve(b);
 
         assertThat(connectFromHost(b.addressText(), PORT)).as("control: b's server is up").isEqualTo("hello from sbx-b");
@@ -183,8 +185,8 @@ class SandboxNetworksTest {
     @Test
     void aSandboxTakingAnotherSandboxsAddressGetsNothingOut() throws Exception {
         SandboxNetworks networks = SandboxNetworks.open(CONFIG);
-        SandboxNetwork spoofer = networks.allocate("spoofer", NetworkPolicy.INTERNET);
-        SandboxNetwork victim = networks.allocate("victim", NetworkPolicy.INTERNET);
+        SandboxNetwork spoofer = networks.allocate("spoofer", NetworkPolicy.OPEN);
+        SandboxNetwork victim = networks.allocate("victim", NetworkPolicy.OPEN);
         HostNet.UdpSink sink = new HostNet.UdpSink(INTERNET_NS, 9000);
         toClose.add(sink);
         HostNet.sendUdpFrom(spoofer.namespace(), INTERNET_ADDRESS, 9000, "genuine");
@@ -256,7 +258,7 @@ class SandboxNetworksTest {
         HostNet.ok("ip", "-n", INTERNET_NS, "route", "add", "198.18.0.4/30", "via", INTERNET_HOST_SIDE);
 
         SandboxNetworks networks = SandboxNetworks.open(CONFIG);
-        SandboxNetwork sandbox = networks.allocate("sbx", NetworkPolicy.INTERNET);
+        SandboxNetwork sandbox = networks.allocate("sbx", NetworkPolicy.OPEN);
         assertThat(Files.readString(Path.of("/proc/sys/net/ipv4/ip_forward")).strip()).isEqualTo("1");
         assertThat(connectFrom(sandbox.namespace(), INTERNET_ADDRESS, PORT, 3)).isEqualTo("hello from internet");
         assertThat(connectFrom("cti-lan", INTERNET_ADDRESS, PORT, 1)).isNull();
@@ -269,23 +271,23 @@ class SandboxNetworksTest {
     @Test
     void aTableRemovedBehindItsBackIsRestoredByTheNextChange() {
         SandboxNetworks networks = SandboxNetworks.open(CONFIG);
-        networks.allocate("first", NetworkPolicy.INTERNET);
+        networks.allocate("first", NetworkPolicy.OPEN);
         HostNet.ok("nft", "delete", "table", "inet", "capsuletest");
-        SandboxNetwork second = networks.allocate("second", NetworkPolicy.INTERNET);
+        SandboxNetwork second = networks.allocate("second", NetworkPolicy.OPEN);
         assertThat(HostNet.ok("nft", "list", "table", "inet", "capsuletest")).contains("sbx_" + second.hostInterface());
         assertThat(connectFrom(second.namespace(), INTERNET_ADDRESS, PORT, 3)).isEqualTo("hello from internet");
         // The first sandbox's rules went with the table: it stays closed rather than open, and adopt restores it.
         SandboxNetwork first = networks.find("first").orElseThrow();
         assertThat(connectFrom(first.namespace(), INTERNET_ADDRESS, PORT, 1)).isNull();
-        networks.adopt(Map.of("first", NetworkPolicy.INTERNET, "second", NetworkPolicy.INTERNET));
+        networks.adopt(Map.of("first", NetworkPolicy.OPEN, "second", NetworkPolicy.OPEN));
         assertThat(connectFrom(first.namespace(), INTERNET_ADDRESS, PORT, 3)).isEqualTo("hello from internet");
     }
 
     @Test
     void aRestartedServerAdoptsLiveSandboxesAndRemovesOrphans() throws Exception {
         SandboxNetworks before = SandboxNetworks.open(CONFIG);
-        SandboxNetwork live = before.allocate("live", NetworkPolicy.INTERNET);
-        SandboxNetwork orphan = before.allocate("orphan", NetworkPolicy.INTERNET);
+        SandboxNetwork live = before.allocate("live", NetworkPolicy.OPEN);
+        SandboxNetwork orphan = before.allocate("orphan", NetworkPolicy.OPEN);
         serve(live);
         // Leftovers of a crash half-way through a create: a namespace with no veth, a veth with no sandbox.
         HostNet.ok("ip", "netns", "add", "capsuletest-half");
@@ -295,7 +297,7 @@ class SandboxNetworksTest {
         assertThat(after.unadopted()).containsExactlyInAnyOrder("live", "orphan", "half");
         assertThat(after.list()).isEmpty();
 
-        Adoption adoption = after.adopt(Map.of("live", NetworkPolicy.NO_INTERNET, "ghost", NetworkPolicy.INTERNET));
+        Adoption adoption = after.adopt(Map.of("live", NetworkPolicy.NO_INTERNET, "ghost", NetworkPolicy.OPEN));
 
         assertThat(adoption.adopted()).singleElement().satisfies(adopted -> {
             assertThat(adopted.sandboxId()).isEqualTo("live");
@@ -314,7 +316,7 @@ class SandboxNetworksTest {
         assertThat(connectFrom(live.namespace(), INTERNET_ADDRESS, PORT, 1))
                 .as("the adopted policy (no internet) is the one in force").isNull();
 
-        SandboxNetwork fresh = after.allocate("fresh", NetworkPolicy.INTERNET);
+        SandboxNetwork fresh = after.allocate("fresh", NetworkPolicy.OPEN);
         assertThat(fresh.address()).isNotEqualTo(live.address());
         assertThat(connectFrom(fresh.namespace(), INTERNET_ADDRESS, PORT, 3)).isEqualTo("hello from internet");
 
@@ -328,11 +330,11 @@ class SandboxNetworksTest {
         SandboxNetworks before = SandboxNetworks.open(CONFIG);
         Set<String> addresses = new HashSet<>();
         for (int i = 0; i < 3; i++) {
-            addresses.add(before.allocate("old-" + i, NetworkPolicy.INTERNET).addressText());
+            addresses.add(before.allocate("old-" + i, NetworkPolicy.OPEN).addressText());
         }
         SandboxNetworks after = SandboxNetworks.open(CONFIG);
         for (int i = 0; i < 3; i++) {
-            assertThat(addresses.add(after.allocate("new-" + i, NetworkPolicy.INTERNET).addressText())).isTrue();
+            assertThat(addresses.add(after.allocate("new-" + i, NetworkPolicy.OPEN).addressText())).isTrue();
         }
         assertThat(after.release("old-1")).as("an unadopted network can be released").isTrue();
         assertThat(HostNet.namespaces("capsuletest-old-1")).isEmpty();
@@ -345,7 +347,7 @@ class SandboxNetworksTest {
             List<Future<SandboxNetwork>> allocations = new ArrayList<>();
             for (int i = 0; i < 10; i++) {
                 String id = "c" + i;
-                allocations.add(pool.submit(() -> networks.allocate(id, NetworkPolicy.INTERNET)));
+                allocations.add(pool.submit(() -> networks.allocate(id, NetworkPolicy.OPEN)));
             }
             Set<String> addresses = new HashSet<>();
             for (Future<SandboxNetwork> allocation : allocations) {
@@ -368,26 +370,33 @@ class SandboxNetworksTest {
     void badRequestsAreRejectedWithAReason() {
         SandboxNetworks networks = SandboxNetworks.open(CONFIG);
         for (String bad : new String[] {"", "../etc", "a b", "a/b", "-x", "x".repeat(129), "a\"b", "é"}) {
-            assertThatThrownBy(() -> networks.allocate(bad, NetworkPolicy.INTERNET))
+            assertThatThrownBy(() -> networks.allocate(bad, NetworkPolicy.OPEN))
                     .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("sandbox id");
         }
-        assertThatThrownBy(() -> networks.allocate(null, NetworkPolicy.INTERNET))
+        assertThatThrownBy(() -> networks.allocate(null, NetworkPolicy.OPEN))
                 .isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> networks.allocate("x", null)).isInstanceOf(IllegalArgumentException.class);
-        networks.allocate("twice", NetworkPolicy.INTERNET);
-        assertThatThrownBy(() -> networks.allocate("twice", NetworkPolicy.INTERNET))
+        networks.allocate("twice", NetworkPolicy.OPEN);
+        assertThatThrownBy(() -> networks.allocate("twice", NetworkPolicy.OPEN))
                 .isInstanceOf(IllegalStateException.class).hasMessageContaining("already has a network");
-        assertThatThrownBy(() -> networks.updatePolicy("nobody", NetworkPolicy.INTERNET))
+        assertThatThrownBy(() -> networks.updatePolicy("nobody", NetworkPolicy.OPEN))
                 .isInstanceOf(java.util.NoSuchElementException.class).hasMessageContaining("nobody");
+        // allow/deny lists are not enforced yet (issue #5): refused, never silently ignored
+        NetworkPolicy withLists = new NetworkPolicy(true, List.of(), List.of("198.18.0.0/15"));
+        assertThatThrownBy(() -> networks.allocate("lists", withLists))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("denyOut");
+        assertThatThrownBy(() -> networks.updatePolicy("twice", withLists))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("not supported yet");
+        assertThat(HostNet.namespaces("capsuletest-lists")).isEmpty();
         assertThat(networks.list()).hasSize(1);
     }
 
     @Test
     void anExhaustedPoolSaysSo() {
         SandboxNetworks networks = SandboxNetworks.open(CONFIG.withPool(Ipv4Cidr.parse("10.213.1.0/29")));
-        networks.allocate("one", NetworkPolicy.INTERNET);
-        networks.allocate("two", NetworkPolicy.INTERNET);
-        assertThatThrownBy(() -> networks.allocate("three", NetworkPolicy.INTERNET))
+        networks.allocate("one", NetworkPolicy.OPEN);
+        networks.allocate("two", NetworkPolicy.OPEN);
+        assertThatThrownBy(() -> networks.allocate("three", NetworkPolicy.OPEN))
                 .isInstanceOf(IllegalStateException.class).hasMessageContaining("exhausted");
         assertThat(HostNet.namespaces("capsuletest-three")).isEmpty();
     }
@@ -395,12 +404,12 @@ class SandboxNetworksTest {
     @Test
     void allocateAndReleaseTimes() {
         SandboxNetworks networks = SandboxNetworks.open(CONFIG);
-        networks.allocate("warm", NetworkPolicy.INTERNET); // keeps the table, as a running server would
+        networks.allocate("warm", NetworkPolicy.OPEN); // keeps the table, as a running server would
         List<Long> allocate = new ArrayList<>();
         List<Long> release = new ArrayList<>();
         for (int i = 0; i < 10; i++) {
             long start = System.nanoTime();
-            networks.allocate("timed-" + i, NetworkPolicy.INTERNET);
+            networks.allocate("timed-" + i, NetworkPolicy.OPEN);
             allocate.add((System.nanoTime() - start) / 1_000);
             start = System.nanoTime();
             networks.release("timed-" + i);

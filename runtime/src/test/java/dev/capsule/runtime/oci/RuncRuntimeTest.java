@@ -72,7 +72,7 @@ class RuncRuntimeTest {
     }
 
     private Sandbox startShell(String script) {
-        return runtime.start(SandboxSpec.of(newId(), template, bundle, List.of("/bin/sh", "-c", script)));
+        return runtime.start(ContainerSpec.of(newId(), template, bundle, List.of("/bin/sh", "-c", script)));
     }
 
     private static String awaitLog(Sandbox sandbox, String expected) {
@@ -93,7 +93,7 @@ class RuncRuntimeTest {
     @Test
     void aJavaProgramFromTheBundleRunsInTheBaseTemplateAndItsChildrenSeeNothingOfTheBundle() {
         long start = System.nanoTime();
-        Sandbox sandbox = runtime.start(SandboxSpec.of(newId(), template, bundle, RuntimeBundle.javaCommand(
+        Sandbox sandbox = runtime.start(ContainerSpec.of(newId(), template, bundle, RuntimeBundle.javaCommand(
                 List.of("-jar", RuntimeBundle.ENVD_JAR, "run", "/bin/sh", "-c",
                         "echo hello from $(hostname); cat /proc/self/maps | grep -c /opt/capsule; env | grep -c LD_; true"))));
 
@@ -150,7 +150,7 @@ class RuncRuntimeTest {
 
     @Test
     void theMemoryLimitKillsTheProcessInsideTheSandbox() {
-        SandboxSpec spec = SandboxSpec.of(newId(), template, bundle, List.of("/bin/sh", "-c",
+        ContainerSpec spec = ContainerSpec.of(newId(), template, bundle, List.of("/bin/sh", "-c",
                 "python3 -c 'b = bytearray(512 * 1024 * 1024); print(\"allocated\")'; echo python-exit=$?; sleep 1000"))
                 .withLimits(new ResourceLimits(1, 128, 256));
         Sandbox sandbox = runtime.start(spec);
@@ -166,7 +166,7 @@ class RuncRuntimeTest {
     @Test
     void thePidsLimitHoldsAgainstAForkBomb() {
         int pidsMax = 64;
-        SandboxSpec spec = SandboxSpec.of(newId(), template, bundle, List.of("/bin/sh", "-c",
+        ContainerSpec spec = ContainerSpec.of(newId(), template, bundle, List.of("/bin/sh", "-c",
                 "echo bombing; python3 -c 'import os, time\nwhile True:\n    try: os.fork()\n"
                         + "    except OSError: time.sleep(0.05)'"))
                 .withLimits(new ResourceLimits(1, 256, pidsMax));
@@ -221,7 +221,7 @@ class RuncRuntimeTest {
         // mark the namespace: its loopback gets an MTU no fresh namespace has
         Command.check("ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "mtu", "12345");
 
-        Sandbox sandbox = runtime.start(SandboxSpec.of(newId(), template, bundle,
+        Sandbox sandbox = runtime.start(ContainerSpec.of(newId(), template, bundle,
                 List.of("/bin/sh", "-c", "ip -o link; echo listed; sleep 1000")).withNetworkNamespace(Path.of("/run/netns", namespace)));
 
         String log = awaitLog(sandbox, "listed");
@@ -266,13 +266,13 @@ class RuncRuntimeTest {
     @Test
     void aTakenIdIsRefusedAndABadCommandLeavesNothingBehind() {
         Sandbox sandbox = startShell("sleep 1000");
-        assertThatThrownBy(() -> runtime.start(SandboxSpec.of(sandbox.id(), template, bundle, List.of("/bin/true"))))
+        assertThatThrownBy(() -> runtime.start(ContainerSpec.of(sandbox.id(), template, bundle, List.of("/bin/true"))))
                 .isInstanceOf(IllegalStateException.class).hasMessageContaining("already exists");
         assertThat(runtime.state(sandbox.id()).orElseThrow().status()).isEqualTo(ContainerState.Status.RUNNING);
 
         String id = newId();
         // init starts, then cannot exec the missing program: the container starts and exits
-        assertThatThrownBy(() -> runtime.start(SandboxSpec.of(id, template, bundle, List.of("/no/such/program"))
+        assertThatThrownBy(() -> runtime.start(ContainerSpec.of(id, template, bundle, List.of("/no/such/program"))
                 .withNetworkNamespace(Path.of("/run/netns/no-such-namespace"))))
                 .isInstanceOf(IllegalStateException.class).hasMessageContaining(id);
         assertThat(runtime.list()).containsExactly(sandbox.id());

@@ -29,7 +29,7 @@ class StartupTimesTest {
             for (int i = 0; i < 6; i++) {
                 String id = "startup-" + i;
                 long begin = System.nanoTime();
-                Sandbox sandbox = runtime.start(SandboxSpec.of(id, TestEnvironment.baseTemplate(), TestEnvironment.bundle(),
+                Sandbox sandbox = runtime.start(ContainerSpec.of(id, TestEnvironment.baseTemplate(), TestEnvironment.bundle(),
                         RuntimeBundle.javaCommand(List.of("-jar", RuntimeBundle.ENVD_JAR, "hello"))));
                 long started = System.nanoTime();
                 await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(2))

@@ -21,13 +21,13 @@ import java.util.Optional;
  * @param limits           cgroup limits
  * @param nameservers      written to the sandbox's /etc/resolv.conf
  */
-public record SandboxSpec(String id, Template template, RuntimeBundle bundle, Optional<Path> networkNamespace,
+public record ContainerSpec(String id, Template template, RuntimeBundle bundle, Optional<Path> networkNamespace,
                           List<String> command, Map<String, String> env, ResourceLimits limits,
                           List<String> nameservers) {
 
     public static final List<String> DEFAULT_NAMESERVERS = List.of("1.1.1.1", "8.8.8.8");
 
-    public SandboxSpec {
+    public ContainerSpec {
         if (id == null || !id.matches("[a-z0-9][a-z0-9-]{0,62}")) {
             throw new IllegalArgumentException("sandbox id must be 1-63 lower-case letters, digits or '-', starting with"
                     + " a letter or digit (it is the hostname): " + id);
@@ -41,20 +41,20 @@ public record SandboxSpec(String id, Template template, RuntimeBundle bundle, Op
     }
 
     /** A sandbox running {@code command}, with the template's resources, in a new loopback-only network. */
-    public static SandboxSpec of(String id, Template template, RuntimeBundle bundle, List<String> command) {
-        return new SandboxSpec(id, template, bundle, Optional.empty(), command, Map.of(),
+    public static ContainerSpec of(String id, Template template, RuntimeBundle bundle, List<String> command) {
+        return new ContainerSpec(id, template, bundle, Optional.empty(), command, Map.of(),
                 ResourceLimits.of(template.resources()), DEFAULT_NAMESERVERS);
     }
 
-    public SandboxSpec withNetworkNamespace(Path path) {
-        return new SandboxSpec(id, template, bundle, Optional.of(path), command, env, limits, nameservers);
+    public ContainerSpec withNetworkNamespace(Path path) {
+        return new ContainerSpec(id, template, bundle, Optional.of(path), command, env, limits, nameservers);
     }
 
-    public SandboxSpec withLimits(ResourceLimits newLimits) {
-        return new SandboxSpec(id, template, bundle, networkNamespace, command, env, newLimits, nameservers);
+    public ContainerSpec withLimits(ResourceLimits newLimits) {
+        return new ContainerSpec(id, template, bundle, networkNamespace, command, env, newLimits, nameservers);
     }
 
-    public SandboxSpec withEnv(Map<String, String> newEnv) {
-        return new SandboxSpec(id, template, bundle, networkNamespace, command, newEnv, limits, nameservers);
+    public ContainerSpec withEnv(Map<String, String> newEnv) {
+        return new ContainerSpec(id, template, bundle, networkNamespace, command, newEnv, limits, nameservers);
     }
 }

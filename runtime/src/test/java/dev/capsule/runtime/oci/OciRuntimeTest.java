@@ -1,0 +1,305 @@
+package dev.capsule.runtime.oci;
+
+import dev.capsule.runtime.NetworkPolicy;
+import dev.capsule.runtime.Resources;
+import dev.capsule.runtime.RuntimeFailure;
+import dev.capsule.runtime.SandboxInstance;
+import dev.capsule.runtime.SandboxSpec;
+import dev.capsule.runtime.TestEnvironment;
+import dev.capsule.runtime.UnknownTemplate;
+import dev.capsule.runtime.cgroup.Cgroups;
+import dev.capsule.runtime.host.Command;
+import dev.capsule.runtime.host.Mounts;
+import dev.capsule.runtime.network.HostNet;
+import dev.capsule.runtime.network.Ipv4Cidr;
+import dev.capsule.runtime.network.NetworkConfig;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.UUID;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/**
+ * The oci driver end to end on real runc, nftables and envd: sandboxes from the cached base template with the
+ * envd built by this reactor, talked to over HTTP at their own address. A stand-in "internet host" lives in a
+ * namespace this test makes (198.18.1.2, the benchmarking range), so no traffic leaves the machine. Every test
+ * ends by proving nothing is left: no container, mount, namespace, veth, nftables table, cgroup or file.
+ */
+public class OciRuntimeTest {
+
+    static final String NETWORK_NAME = "capsuleoci";
+    static final String LINK_PREFIX = "cso";
+    static final String INTERNET_NS = "coi-internet";
+    static final String INTERNET_LINK = "coinet";
+    static final String INTERNET_ADDRESS = "198.18.1.2";
+    static final int INTERNET_PORT = 8080;
+
+    static HostNet.Server internetServer;
+
+    Path dataDir;
+    Path runcRoot;
+    OciRuntimeConfig config;
+    OciRuntime runtime;
+    final List<String> ids = new ArrayList<>();
+
+    @BeforeAll
+    static void makeInternetHost() {
+        HostNet.ok("ip", "netns", "add", INTERNET_NS);
+        HostNet.ok("ip", "link", "add", INTERNET_LINK, "type", "veth", "peer", "name", "eth0", "netns", INTERNET_NS);
+        HostNet.ok("ip", "addr", "add", "198.18.1.1/30", "dev", INTERNET_LINK);
+        HostNet.ok("ip", "link", "set", INTERNET_LINK, "up");
+        HostNet.ok("ip", "-n", INTERNET_NS, "addr", "add", INTERNET_ADDRESS + "/30", "dev", "eth0");
+        HostNet.ok("ip", "-n", INTERNET_NS, "link", "set", "eth0", "up");
+        HostNet.ok("ip", "-n", INTERNET_NS, "link", "set", "lo", "up");
+        internetServer = new HostNet.Server(INTERNET_NS, "0.0.0.0", INTERNET_PORT, "internet");
+    }
+
+    @AfterAll
+    static void removeInternetHost() throws Exception {
+        if (internetServer != null) {
+            internetServer.close();
+        }
+        HostNet.run("ip", "link", "del", INTERNET_LINK);
+        HostNet.run("ip", "netns", "del", INTERNET_NS);
+        assertThat(HostNet.namespaces(INTERNET_NS)).isEmpty();
+    }
+
+    /** A configuration of its own (directories, runc root, network names and pool) so nothing else is touched. */
+    public static OciRuntimeConfig testConfig(Path dataDir, Path runcRoot) {
+        NetworkConfig network = NetworkConfig.defaults().withName(NETWORK_NAME, LINK_PREFIX)
+                .withPool(Ipv4Cidr.parse("10.214.0.0/24"));
+        return OciRuntimeConfig.defaults().withRunc(runcRoot, RuncRuntime.DEFAULT_CGROUP_PARENT)
+                .withDirectories(dataDir, TestEnvironment.cacheDir()).withNetwork(network);
+    }
+
+    @BeforeEach
+    void setUp() throws IOException {
+        dataDir = Files.createTempDirectory("capsule-oci-data");
+        runcRoot = Files.createTempDirectory("capsule-oci-runc");
+        config = testConfig(dataDir, runcRoot);
+        runtime = new OciRuntime(config);
+        runtime.prepare();
+    }
+
+    @AfterEach
+    void removeEverythingAndProveNothingIsLeft() {
+        runtime.removeOrphans(Set.of());
+        runtime.close();
+        assertNothingLeft(dataDir, runcRoot, ids);
+        Mounts.deleteTree(dataDir);
+        Mounts.deleteTree(runcRoot);
+    }
+
+    public static void assertNothingLeft(Path dataDir, Path runcRoot, List<String> ids) {
+        assertThat(Command.check("runc", "--root", runcRoot.toString(), "list", "--quiet").stdout()).isBlank();
+        assertThat(Mounts.under(dataDir)).isEmpty();
+        assertThat(dataDir.resolve("sandboxes")).satisfiesAnyOf(
+                p -> assertThat(p).doesNotExist(), p -> assertThat(p).isEmptyDirectory());
+        assertThat(HostNet.namespaces(NETWORK_NAME + "-")).isEmpty();
+        assertThat(HostNet.links(LINK_PREFIX)).isEmpty();
+        assertThat(HostNet.nftTables()).doesNotContain("table inet " + NETWORK_NAME);
+        for (String id : ids) {
+            assertThat(Cgroups.existing(RuncRuntime.DEFAULT_CGROUP_PARENT + "/" + id)).as("cgroups of " + id).isEmpty();
+        }
+    }
+
+    static String newId() {
+        return UUID.randomUUID().toString().replace("-", "").substring(0, 20);
+    }
+
+    SandboxInstance start(NetworkPolicy policy) {
+        String id = newId();
+        ids.add(id);
+        return runtime.start(new SandboxSpec(id, "base", Resources.DEFAULT, policy));
+    }
+
+    @Test
+    void aStartedSandboxRunsEnvdAtItsAddressAsUserWithItsIdAsHostname() {
+        long begin = System.nanoTime();
+        SandboxInstance sandbox = start(NetworkPolicy.OPEN);
+        System.out.printf("cold start() of a sandbox to envd healthy: %d ms%n", (System.nanoTime() - begin) / 1_000_000);
+
+        EnvdClient envd = new EnvdClient(sandbox);
+        assertThat(envd.health()).isEqualTo(204);
+        assertThat(sandbox.templateId()).isEqualTo("base");
+        assertThat(config.network().pool().contains((java.net.Inet4Address) sandbox.address())).isTrue();
+        EnvdClient.Result result = envd.run("id -un; hostname");
+        assertThat(result.exitCode()).isZero();
+        assertThat(result.stdout()).isEqualTo("user\n" + sandbox.sandboxId() + "\n");
+    }
+
+    @Test
+    void filesGoUpAndComeBack() {
+        EnvdClient envd = new EnvdClient(start(NetworkPolicy.OPEN));
+        byte[] content = "hello from the host\n\u00e9\u0000binary".getBytes(StandardCharsets.UTF_8);
+
+        assertThat(envd.upload("/home/user/dir/hello.txt", content)).isEqualTo(200);
+        assertThat(envd.download("/home/user/dir/hello.txt")).isEqualTo(content);
+        assertThat(envd.run("stat -c %U /home/user/dir/hello.txt").stdout()).isEqualTo("user\n");
+    }
+
+    @Test
+    void theSandboxSeesOnlyItsOwnProcesses() {
+        EnvdClient envd = new EnvdClient(start(NetworkPolicy.OPEN));
+
+        EnvdClient.Result result = envd.run("ps -e -o comm=");
+        List<String> processes = result.stdout().lines().map(String::strip).toList();
+        // the init, envd's JVM (named after the bundle's loader that runs it), and the bash that ran ps, if bash
+        // did not exec ps itself
+        assertThat(processes).first().isEqualTo("init");
+        assertThat(processes).contains("ps").isSubsetOf("init", "ld-linux-x86-64", "bash", "ps")
+                .hasSizeLessThanOrEqualTo(4);
+        assertThat(envd.run("test -e /proc/" + ProcessHandle.current().pid() + "/cmdline && cat /proc/"
+                + ProcessHandle.current().pid() + "/cmdline").stdout()).doesNotContain("surefire", "junit");
+    }
+
+    @Test
+    void twoSandboxesCannotReachEachOtherButTheHostReachesBoth() {
+        SandboxInstance first = start(NetworkPolicy.OPEN);
+        SandboxInstance second = start(NetworkPolicy.OPEN);
+
+        assertThat(new EnvdClient(first).health()).isEqualTo(204);
+        assertThat(new EnvdClient(second).health()).isEqualTo(204);
+        String probe = "curl -s -o /dev/null -m 2 http://%s:49983/health; echo exit=$?";
+        assertThat(new EnvdClient(first).run(probe.formatted(second.address().getHostAddress())).stdout())
+                .startsWith("exit=").isNotEqualTo("exit=0\n");
+        assertThat(new EnvdClient(second).run(probe.formatted(first.address().getHostAddress())).stdout())
+                .startsWith("exit=").isNotEqualTo("exit=0\n");
+        // a sandbox reaches its own envd, so the probe itself works
+        assertThat(new EnvdClient(first).run(probe.formatted("127.0.0.1")).stdout()).isEqualTo("exit=0\n");
+    }
+
+    static final String INTERNET_PROBE = "timeout 3 bash -c 'exec 3<>/dev/tcp/" + INTERNET_ADDRESS + "/"
+            + INTERNET_PORT + " && head -1 <&3' 2>/dev/null; echo exit=$?";
+
+    @Test
+    void internetAccessFollowsThePolicyAndItsUpdates() {
+        SandboxInstance online = start(NetworkPolicy.OPEN);
+        SandboxInstance offline = start(NetworkPolicy.NO_INTERNET);
+
+        assertThat(new EnvdClient(online).run(INTERNET_PROBE).stdout()).isEqualTo("hello from internet\nexit=0\n");
+        assertThat(new EnvdClient(offline).run(INTERNET_PROBE).stdout()).doesNotContain("hello").isNotEqualTo("exit=0\n");
+        assertThat(new EnvdClient(offline).health()).as("the host still reaches it").isEqualTo(204);
+
+        runtime.applyNetworkPolicy(offline.sandboxId(), NetworkPolicy.OPEN);
+        runtime.applyNetworkPolicy(online.sandboxId(), NetworkPolicy.NO_INTERNET);
+        assertThat(new EnvdClient(offline).run(INTERNET_PROBE).stdout()).isEqualTo("hello from internet\nexit=0\n");
+        assertThat(new EnvdClient(online).run(INTERNET_PROBE).stdout()).doesNotContain("hello");
+
+        assertThatThrownBy(() -> runtime.applyNetworkPolicy(online.sandboxId(),
+                new NetworkPolicy(true, List.of("10.0.0.0/8"), List.of())))
+                .isInstanceOf(RuntimeFailure.class).hasMessageContaining("not supported yet");
+        assertThatThrownBy(() -> runtime.applyNetworkPolicy("nosuchsandbox", NetworkPolicy.OPEN))
+                .isInstanceOf(RuntimeFailure.class).hasMessageContaining("nosuchsandbox");
+    }
+
+    @Test
+    void aNewInstanceFindsRunningSandboxesAndRemovesOrphans() throws IOException {
+        SandboxInstance kept = start(NetworkPolicy.NO_INTERNET);
+        SandboxInstance orphan = start(NetworkPolicy.OPEN);
+        Files.createDirectories(dataDir.resolve("sandboxes/halfmade")); // what a crash mid-start leaves
+
+        // a server restart: a new driver instance on the same configuration
+        OciRuntime restarted = new OciRuntime(config);
+        runtime = restarted;
+        assertThat(restarted.discover()).containsExactlyInAnyOrder(kept, orphan);
+
+        assertThat(restarted.removeOrphans(Set.of(kept.sandboxId(), "notonhost")))
+                .containsExactlyInAnyOrder(orphan.sandboxId(), "halfmade");
+        assertThat(restarted.discover()).containsExactly(kept);
+        EnvdClient envd = new EnvdClient(kept);
+        assertThat(envd.health()).isEqualTo(204);
+        // the adopted network kept its recorded policy, and the new instance manages it
+        assertThat(envd.run(INTERNET_PROBE).stdout()).doesNotContain("hello");
+        restarted.applyNetworkPolicy(kept.sandboxId(), NetworkPolicy.OPEN);
+        assertThat(envd.run(INTERNET_PROBE).stdout()).isEqualTo("hello from internet\nexit=0\n");
+
+        restarted.destroy(kept.sandboxId());
+        restarted.destroy(kept.sandboxId()); // idempotent
+        assertThat(restarted.discover()).isEmpty();
+    }
+
+    @Test
+    void anUnknownTemplateFailsClearlyAndTakesNothing() {
+        String id = newId();
+        assertThatThrownBy(() -> runtime.start(new SandboxSpec(id, "nosuchtemplate", Resources.DEFAULT,
+                NetworkPolicy.OPEN)))
+                .isInstanceOf(UnknownTemplate.class)
+                .hasMessageContaining("'nosuchtemplate' does not exist")
+                .satisfies(e -> assertThat(((UnknownTemplate) e).templateId()).isEqualTo("nosuchtemplate"));
+        assertThat(runtime.discover()).isEmpty();
+        assertThat(dataDir.resolve("sandboxes/" + id)).doesNotExist();
+    }
+
+    @Test
+    void badRequestsFailWithAReasonAndLeaveTheExistingSandboxAlone() {
+        SandboxInstance sandbox = start(NetworkPolicy.OPEN);
+
+        assertThatThrownBy(() -> runtime.start(new SandboxSpec(sandbox.sandboxId(), "base", Resources.DEFAULT,
+                NetworkPolicy.OPEN)))
+                .isInstanceOf(RuntimeFailure.class).hasMessageContaining("already exists");
+        assertThatThrownBy(() -> runtime.start(new SandboxSpec("Bad/Id", "base", Resources.DEFAULT,
+                NetworkPolicy.OPEN)))
+                .isInstanceOf(RuntimeFailure.class).hasMessageContaining("sandbox id");
+        String withLists = newId();
+        assertThatThrownBy(() -> runtime.start(new SandboxSpec(withLists, "base", Resources.DEFAULT,
+                new NetworkPolicy(true, List.of(), List.of("1.1.1.1")))))
+                .isInstanceOf(RuntimeFailure.class).hasMessageContaining("denyOut");
+        assertThatThrownBy(() -> runtime.destroy("../etc")).isInstanceOf(RuntimeFailure.class);
+
+        assertThat(new EnvdClient(sandbox).health()).isEqualTo(204);
+        assertThat(runtime.discover()).containsExactly(sandbox);
+    }
+
+    @Test
+    void limitsFromResourcesReachTheCgroup() {
+        String id = newId();
+        ids.add(id);
+        SandboxInstance sandbox = runtime.start(new SandboxSpec(id, "base", new Resources(1, 256, 512),
+                NetworkPolicy.OPEN));
+
+        String cgroup = RuncRuntime.DEFAULT_CGROUP_PARENT + "/" + sandbox.sandboxId();
+        boolean v2 = Cgroups.detect() == Cgroups.Mode.V2;
+        assertThat(Cgroups.read(cgroup, v2 ? "memory.max" : "memory.limit_in_bytes"))
+                .contains(String.valueOf(256L * 1024 * 1024));
+        assertThat(Cgroups.read(cgroup, "pids.max")).contains(String.valueOf(config.pidsMax()));
+        if (!v2) {
+            assertThat(Cgroups.read(cgroup, "cpu.cfs_quota_us")).contains("100000");
+        }
+        assertThat(new EnvdClient(sandbox).run("cat /etc/resolv.conf").stdout())
+                .isEqualTo(config.network().resolvConf());
+    }
+
+    @Test
+    void envdThatCannotStartFailsTheStartWithItsConsoleAndLeavesNothing() throws IOException {
+        // A separate cache: the template is shared by a symlink, the bundle with a broken "envd" is built apart.
+        Path cache = Files.createTempDirectory("capsule-oci-cache");
+        try {
+            Files.createSymbolicLink(cache.resolve("templates"), TestEnvironment.cacheDir().resolve("templates"));
+            Path notAJar = Files.writeString(cache.resolve("broken-envd.jar"), "not a jar");
+            OciRuntime broken = new OciRuntime(config.withDirectories(dataDir, cache)
+                    .withEnvd(notAJar, config.execHelper()));
+            String id = newId();
+            ids.add(id);
+            assertThatThrownBy(() -> broken.start(new SandboxSpec(id, "base", Resources.DEFAULT, NetworkPolicy.OPEN)))
+                    .isInstanceOf(RuntimeFailure.class)
+                    .hasMessageContaining("exited before answering /health")
+                    .hasMessageContaining("Invalid or corrupt jarfile");
+            assertNothingLeft(dataDir, runcRoot, ids);
+        } finally {
+            Mounts.deleteTree(cache);
+        }
+    }
+}
