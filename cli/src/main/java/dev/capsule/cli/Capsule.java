@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code capsule} command: one subcommand per process Capsule runs. */
 @Command(name = "capsule", mixinStandardHelpOptions = true, version = "capsule 0.1.0-SNAPSHOT",
         description = "Self-hostable sandboxes for AI agents, wire-compatible with E2B.",
-        subcommands = {EnvdCommand.class})
+        subcommands = {ServerCommand.class, KeysCommand.class, EnvdCommand.class})
 public final class Capsule implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

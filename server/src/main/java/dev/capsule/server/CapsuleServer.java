@@ -1,6 +1,7 @@
 package dev.capsule.server;
 
 import dev.capsule.runtime.SandboxRuntime;
+import dev.capsule.runtime.pool.WarmPool;
 import dev.capsule.server.api.SandboxApi;
 import dev.capsule.server.auth.ApiKeys;
 import dev.capsule.server.config.Config;
@@ -18,6 +19,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -39,9 +41,11 @@ public final class CapsuleServer implements AutoCloseable {
     private final Gateway gateway;
     private final HttpServer http;
     private final Optional<ApiKeys.CreatedKey> initialKey;
+    private final WarmPool pool;
 
     private CapsuleServer(Config config, Store store, ApiKeys apiKeys, SandboxLifecycle lifecycle, ExecutorService workers,
-                          Vertx vertx, Gateway gateway, HttpServer http, Optional<ApiKeys.CreatedKey> initialKey) {
+                          Vertx vertx, Gateway gateway, HttpServer http, Optional<ApiKeys.CreatedKey> initialKey,
+                          WarmPool pool) {
         this.config = config;
         this.store = store;
         this.apiKeys = apiKeys;
@@ -51,6 +55,7 @@ public final class CapsuleServer implements AutoCloseable {
         this.gateway = gateway;
         this.http = http;
         this.initialKey = initialKey;
+        this.pool = pool;
     }
 
     /** Starts everything and returns once the port is listening; prints the API key on a first start. */
@@ -65,6 +70,7 @@ public final class CapsuleServer implements AutoCloseable {
                 SecretBox.fromKeyFile(config.dataDir().resolve("store.key")));
         ExecutorService workers = Executors.newVirtualThreadPerTaskExecutor();
         SandboxLifecycle lifecycle = null;
+        WarmPool pool = null;
         Vertx vertx = null;
         try {
             ApiKeys apiKeys = new ApiKeys(store, Clock.systemUTC());
@@ -74,6 +80,8 @@ public final class CapsuleServer implements AutoCloseable {
             lifecycle = new SandboxLifecycle(store, runtime, new EnvdClient(Duration.ofSeconds(10)), Clock.systemUTC(),
                     config.defaultTimeout(), config.maxTimeout());
             lifecycle.recover();
+            pool = warmPool(config, store, runtime);
+            lifecycle.useWarmPool(pool);
 
             vertx = Vertx.vertx();
             String publicDomain = publicDomain(config);
@@ -95,14 +103,23 @@ public final class CapsuleServer implements AutoCloseable {
                 }
             });
             http.listen().toCompletionStage().toCompletableFuture().join();
-            return new CapsuleServer(config, store, apiKeys, lifecycle, workers, vertx, gateway, http, initial);
+            return new CapsuleServer(config, store, apiKeys, lifecycle, workers, vertx, gateway, http, initial, pool);
         } catch (RuntimeException e) {
             if (vertx != null) vertx.close();
+            if (pool != null) pool.close();
             if (lifecycle != null) lifecycle.close();
             workers.shutdown();
             store.close();
             throw e;
         }
+    }
+
+    /** The base template's warm pool, filling in the background; null when the configured size is 0. */
+    private static WarmPool warmPool(Config config, Store store, SandboxRuntime runtime) {
+        if (config.warmPoolSize() == 0) return null;
+        return store.findTemplate("base")
+                .map(t -> new WarmPool(runtime, List.of(new WarmPool.Target(t.id(), config.warmPoolSize(), t.resources()))))
+                .orElse(null);
     }
 
     /**
@@ -147,6 +164,7 @@ public final class CapsuleServer implements AutoCloseable {
         http.close().toCompletionStage().toCompletableFuture().join();
         gateway.close();
         vertx.close().toCompletionStage().toCompletableFuture().join();
+        if (pool != null) pool.close();
         lifecycle.close();
         workers.shutdown();
         store.close();

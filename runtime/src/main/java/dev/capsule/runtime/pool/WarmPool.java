@@ -3,11 +3,11 @@ package dev.capsule.runtime.pool;
 import dev.capsule.runtime.NetworkPolicy;
 import dev.capsule.runtime.Resources;
 import dev.capsule.runtime.RuntimeFailure;
+import dev.capsule.runtime.SandboxIds;
 import dev.capsule.runtime.SandboxInstance;
 import dev.capsule.runtime.SandboxRuntime;
 import dev.capsule.runtime.SandboxSpec;
 
-import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -41,8 +41,6 @@ public final class WarmPool implements AutoCloseable {
 
     private static final Duration FIRST_BACKOFF = Duration.ofSeconds(1);
     private static final Duration MAX_BACKOFF = Duration.ofSeconds(30);
-    private static final char[] ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789".toCharArray();
-    private static final int ID_LENGTH = 20;
 
     /** How many started sandboxes of {@code templateId} to keep, with what resources; size 0 disables it. */
     public record Target(String templateId, int size, Resources resources) {
@@ -65,7 +63,6 @@ public final class WarmPool implements AutoCloseable {
     }
 
     private final SandboxRuntime runtime;
-    private final SecureRandom random = new SecureRandom();
     private final ReentrantLock lock = new ReentrantLock();
     private final Map<String, Filler> fillers = new LinkedHashMap<>();
     private final AtomicLong hits = new AtomicLong();
@@ -117,13 +114,10 @@ public final class WarmPool implements AutoCloseable {
         return Optional.ofNullable(taken);
     }
 
-    /** A new sandbox id from E2B's alphabet, as the pool gives its sandboxes; callers may use it for cold starts. */
-    public String newSandboxId() {
-        char[] id = new char[ID_LENGTH];
-        for (int i = 0; i < id.length; i++) {
-            id[i] = ID_ALPHABET[random.nextInt(ID_ALPHABET.length)];
-        }
-        return new String(id);
+    /** The resources the pool's sandboxes of {@code templateId} have, or null if the pool keeps none of it. */
+    public Resources resources(String templateId) {
+        Filler filler = fillers.get(templateId);
+        return filler == null ? null : filler.target.resources();
     }
 
     /** Idle sandboxes of {@code templateId} right now. */
@@ -241,7 +235,7 @@ public final class WarmPool implements AutoCloseable {
             while (awaitNeed()) {
                 SandboxInstance started;
                 try {
-                    started = runtime.start(new SandboxSpec(newSandboxId(), target.templateId(), target.resources(),
+                    started = runtime.start(new SandboxSpec(SandboxIds.newId(), target.templateId(), target.resources(),
                             NetworkPolicy.OPEN));
                     backoff = FIRST_BACKOFF;
                 } catch (RuntimeException e) {

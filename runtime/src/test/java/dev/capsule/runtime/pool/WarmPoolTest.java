@@ -2,6 +2,7 @@ package dev.capsule.runtime.pool;
 
 import dev.capsule.runtime.NetworkPolicy;
 import dev.capsule.runtime.Resources;
+import dev.capsule.runtime.SandboxIds;
 import dev.capsule.runtime.SandboxInstance;
 import dev.capsule.runtime.SandboxSpec;
 import dev.capsule.runtime.host.Mounts;
@@ -65,7 +66,7 @@ class WarmPoolTest {
         List<Long> cold = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
             long begin = System.nanoTime();
-            SandboxInstance sandbox = runtime.start(new SandboxSpec(pool.newSandboxId(), "base", Resources.DEFAULT,
+            SandboxInstance sandbox = runtime.start(new SandboxSpec(SandboxIds.newId(), "base", Resources.DEFAULT,
                     NetworkPolicy.OPEN));
             cold.add((System.nanoTime() - begin) / 1_000);
             runtime.destroy(sandbox.sandboxId());

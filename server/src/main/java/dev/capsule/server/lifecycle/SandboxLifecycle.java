@@ -2,8 +2,10 @@ package dev.capsule.server.lifecycle;
 
 import dev.capsule.runtime.RuntimeFailure;
 import dev.capsule.runtime.SandboxInstance;
+import dev.capsule.runtime.SandboxIds;
 import dev.capsule.runtime.SandboxRuntime;
 import dev.capsule.runtime.SandboxSpec;
+import dev.capsule.runtime.pool.WarmPool;
 import dev.capsule.server.lifecycle.LifecycleException.Conflict;
 import dev.capsule.server.lifecycle.LifecycleException.DriverFailure;
 import dev.capsule.server.lifecycle.LifecycleException.InvalidRequest;
@@ -48,7 +50,6 @@ public final class SandboxLifecycle implements AutoCloseable {
 
     private static final System.Logger LOG = System.getLogger(SandboxLifecycle.class.getName());
     private static final SecureRandom RANDOM = new SecureRandom();
-    private static final String ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
     /** The user envd runs commands as when a request names none, as in E2B's base template. */
     public static final String DEFAULT_USER = "user";
 
@@ -64,6 +65,7 @@ public final class SandboxLifecycle implements AutoCloseable {
     private final ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(
             Thread.ofPlatform().daemon().name("capsule-timeouts").factory());
     private final ExecutorService workers = Executors.newVirtualThreadPerTaskExecutor();
+    private volatile WarmPool pool;
 
     public SandboxLifecycle(Store store, SandboxRuntime runtime, EnvdClient envd, Clock clock,
                             Duration defaultTimeout, Duration maxTimeout) {
@@ -73,6 +75,14 @@ public final class SandboxLifecycle implements AutoCloseable {
         this.clock = clock;
         this.defaultTimeout = defaultTimeout;
         this.maxTimeout = maxTimeout;
+    }
+
+    /**
+     * Lets creates take started sandboxes from a warm pool. Attach it after {@link #recover()}: recovery destroys
+     * every sandbox on the host that the store does not know, and idle pool sandboxes are such sandboxes.
+     */
+    public void useWarmPool(WarmPool pool) {
+        this.pool = pool;
     }
 
     public Duration defaultTimeout() {
@@ -93,7 +103,12 @@ public final class SandboxLifecycle implements AutoCloseable {
         TemplateRecord template = store.findTemplate(request.templateRef())
                 .orElseThrow(() -> new TemplateNotFound(request.templateRef()));
         Duration timeout = request.timeout() == null ? defaultTimeout : checkTimeout(request.timeout());
-        String id = newSandboxId();
+        // A pooled sandbox is already running under its own id, which becomes this sandbox's id. If the server
+        // dies before the row below exists, recovery destroys it as an orphan.
+        WarmPool warm = pool;
+        Optional<SandboxInstance> pooled = warm == null || !template.resources().equals(warm.resources(template.id()))
+                ? Optional.empty() : warm.take(template.id());
+        String id = pooled.map(SandboxInstance::sandboxId).orElseGet(SandboxIds::newId);
         String token = newToken();
         String alias = template.aliases().contains(request.templateRef()) ? request.templateRef()
                 : template.aliases().isEmpty() ? null : template.aliases().getFirst();
@@ -105,8 +120,14 @@ public final class SandboxLifecycle implements AutoCloseable {
             store.insertSandbox(record);
             SandboxInstance instance;
             try {
-                // The warm pool (runtime module) sits behind start(): a pooled sandbox is handed this id.
-                instance = runtime.start(new SandboxSpec(id, template.id(), template.resources(), request.policy()));
+                if (pooled.isPresent()) {
+                    instance = pooled.get();
+                    if (!request.policy().equals(dev.capsule.runtime.NetworkPolicy.OPEN)) {
+                        runtime.applyNetworkPolicy(id, request.policy());
+                    }
+                } else {
+                    instance = runtime.start(new SandboxSpec(id, template.id(), template.resources(), request.policy()));
+                }
                 envd.init(instance.address(), SandboxInstance.ENVD_PORT, request.envVars(), token, DEFAULT_USER);
             } catch (Exception | Error e) {
                 if (e instanceof InterruptedException) Thread.currentThread().interrupt();
@@ -363,18 +384,7 @@ public final class SandboxLifecycle implements AutoCloseable {
 
     /** Whether {@code id} has the form of a sandbox id: 20 characters of [a-z0-9]. */
     public static boolean isSandboxId(String id) {
-        if (id == null || id.length() != 20) return false;
-        for (int i = 0; i < id.length(); i++) {
-            char c = id.charAt(i);
-            if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9')) return false;
-        }
-        return true;
-    }
-
-    static String newSandboxId() {
-        var sb = new StringBuilder(20);
-        for (int i = 0; i < 20; i++) sb.append(ID_ALPHABET.charAt(RANDOM.nextInt(ID_ALPHABET.length())));
-        return sb.toString();
+        return SandboxIds.isValid(id);
     }
 
     private static String newToken() {

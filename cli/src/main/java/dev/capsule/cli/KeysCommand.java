@@ -1,0 +1,97 @@
+package dev.capsule.cli;
+
+import dev.capsule.server.auth.ApiKeys;
+import dev.capsule.server.config.Config;
+import dev.capsule.server.config.ConfigException;
+import dev.capsule.server.config.ConfigLoader;
+import dev.capsule.server.store.SecretBox;
+import dev.capsule.server.store.Store;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Unmatched;
+
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.function.Function;
+
+/** {@code capsule keys create|list|revoke}: API keys in the server's store (the same settings as the server). */
+@Command(name = "keys", description = "Create, list or revoke API keys (uses the server's --data-dir / database settings).",
+        subcommands = {KeysCommand.Create.class, KeysCommand.ListKeys.class, KeysCommand.Revoke.class})
+final class KeysCommand implements Runnable {
+    @Override
+    public void run() {
+        System.err.println("capsule keys: name a command: create, list or revoke");
+    }
+
+    /** Opens the store the server with these settings uses, runs {@code work}, closes it. */
+    static int withKeys(List<String> settings, Function<ApiKeys, Integer> work) {
+        Config config;
+        try {
+            config = ConfigLoader.load(settings);
+        } catch (ConfigException e) {
+            System.err.println("capsule keys: " + e.getMessage());
+            return 2;
+        }
+        try (Store store = Store.open(config.databaseUrl(), config.databaseUser(), config.databasePassword(),
+                SecretBox.fromKeyFile(config.dataDir().resolve("store.key")))) {
+            return work.apply(new ApiKeys(store, Clock.systemUTC()));
+        }
+    }
+
+    @Command(name = "create", description = "Create a key and print it (it is shown only this once).")
+    static final class Create implements Callable<Integer> {
+        @Option(names = "--name", defaultValue = "cli", description = "a name to recognise the key by")
+        String name;
+        @Unmatched
+        List<String> settings = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            return withKeys(settings, keys -> {
+                ApiKeys.CreatedKey key = keys.create(name);
+                System.out.println(key.key());
+                System.err.println("created key " + key.id() + " (" + key.name() + "); use it as E2B_API_KEY");
+                return 0;
+            });
+        }
+    }
+
+    @Command(name = "list", description = "List keys (ids and names, never the keys themselves).")
+    static final class ListKeys implements Callable<Integer> {
+        @Unmatched
+        List<String> settings = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            return withKeys(settings, keys -> {
+                for (ApiKeys.KeyInfo k : keys.list()) {
+                    System.out.println(k.id() + "\t" + k.name() + "\t" + k.createdAt() + (k.revoked() ? "\trevoked" : ""));
+                }
+                return 0;
+            });
+        }
+    }
+
+    @Command(name = "revoke", description = "Revoke a key, given its id or the key itself.")
+    static final class Revoke implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "ID_OR_KEY")
+        String idOrKey;
+        @Unmatched
+        List<String> settings = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            return withKeys(settings, keys -> {
+                if (keys.revoke(idOrKey)) {
+                    System.out.println("revoked " + idOrKey);
+                    return 0;
+                }
+                System.err.println("capsule keys: no key '" + idOrKey + "'; 'capsule keys list' shows the ids");
+                return 1;
+            });
+        }
+    }
+}

@@ -1,0 +1,78 @@
+package dev.capsule.cli;
+
+import dev.capsule.runtime.SandboxRuntime;
+import dev.capsule.runtime.oci.OciRuntime;
+import dev.capsule.runtime.oci.OciRuntimeConfig;
+import dev.capsule.server.CapsuleServer;
+import dev.capsule.server.config.Config;
+import dev.capsule.server.config.ConfigException;
+import dev.capsule.server.config.ConfigLoader;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Unmatched;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * {@code capsule server}: the control plane — E2B REST API, lifecycle, gateway — with the configured runtime
+ * driver. Settings come from flags, {@code CAPSULE_*} variables and the config file (see the README's table).
+ */
+@Command(name = "server",
+        description = {"Run the Capsule server: the E2B API and the sandbox gateway on one port (default 3000).",
+                "Flags: --port, --host, --data-dir, --domain, --runtime, --cache-dir, --database-url,",
+                "--database-user, --database-password, --default-timeout, --max-timeout, --warm-pool-size, --config.",
+                "Each also reads CAPSULE_<NAME> from the environment; see the README for the table."})
+final class ServerCommand implements Callable<Integer> {
+    @Unmatched
+    List<String> args = new ArrayList<>();
+
+    @Override
+    public Integer call() throws Exception {
+        Config config;
+        try {
+            config = ConfigLoader.load(args);
+        } catch (ConfigException e) {
+            System.err.println("capsule server: " + e.getMessage());
+            return 2;
+        }
+        SandboxRuntime runtime = runtime(config);
+        CapsuleServer server;
+        try {
+            server = CapsuleServer.start(config, runtime);
+        } catch (RuntimeException e) {
+            runtime.close();
+            throw e;
+        }
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            // Sandboxes keep running: the next start re-adopts them.
+            server.close();
+            runtime.close();
+            stopped.countDown();
+        }, "capsule-shutdown"));
+        System.out.println("capsule server listening on " + config.host() + ":" + server.port()
+                + " (runtime " + runtime.name() + ", data " + config.dataDir() + ")");
+        System.out.flush();
+        stopped.await();
+        return 0;
+    }
+
+    /** The configured driver, with its template and runtime bundle ready (built on the first start, minutes). */
+    static SandboxRuntime runtime(Config config) {
+        return switch (config.runtime()) {
+            case "oci" -> {
+                OciRuntime oci = new OciRuntime(OciRuntimeConfig.defaults()
+                        .withDirectories(config.dataDir(), config.cacheDir()));
+                System.out.println("preparing the base template and runtime bundle in " + config.cacheDir()
+                        + " (built once; the first start takes a few minutes)");
+                System.out.flush();
+                oci.prepare();
+                yield oci;
+            }
+            default -> throw new ConfigException("runtime '" + config.runtime() + "' is not available in this build;"
+                    + " use --runtime oci");
+        };
+    }
+}
