@@ -29,7 +29,7 @@ public final class TestServer implements AutoCloseable {
     public TestServer(Path dataDir, RecordingRuntime runtime, String... extraArgs) {
         this.runtime = runtime;
         var args = new java.util.ArrayList<>(List.of("--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir.toString(),
-                "--max-timeout", "3600"));
+                "--max-timeout", "3600", "--warm-pool-size", "0"));
         args.addAll(List.of(extraArgs));
         Config config = ConfigLoader.load(args, Map.of("CAPSULE_CONFIG", emptyConfig(dataDir)));
         this.server = CapsuleServer.start(config, runtime);
