@@ -63,8 +63,8 @@ final class ServerCommand implements Callable<Integer> {
     static SandboxRuntime runtime(Config config) {
         return switch (config.runtime()) {
             case "oci" -> {
-                OciRuntime oci = new OciRuntime(OciRuntimeConfig.defaults()
-                        .withDirectories(config.dataDir(), config.cacheDir()));
+                OciRuntime oci = new OciRuntime(isolated(OciRuntimeConfig.defaults()
+                        .withDirectories(config.dataDir(), config.cacheDir()), System.getenv()));
                 System.out.println("preparing the base template and runtime bundle in " + config.cacheDir()
                         + " (built once; the first start takes a few minutes)");
                 System.out.flush();
@@ -74,5 +74,30 @@ final class ServerCommand implements Callable<Integer> {
             default -> throw new ConfigException("runtime '" + config.runtime() + "' is not available in this build;"
                     + " use --runtime oci");
         };
+    }
+
+    /**
+     * A second server on the same host needs its own runc root and sandbox network (namespace/table name, veth
+     * prefix, address pool): a server's start adopts every container in its runc root and removes every network
+     * of its name that its own data directory does not know — the other server's sandboxes. CAPSULE_RUNC_ROOT,
+     * CAPSULE_NETWORK_NAME, CAPSULE_NETWORK_INTERFACE_PREFIX and CAPSULE_NETWORK_POOL (a CIDR) set them; unset,
+     * the defaults apply. Used by the benchmark, which runs next to other servers.
+     */
+    static OciRuntimeConfig isolated(OciRuntimeConfig c, java.util.Map<String, String> env) {
+        String root = env.get("CAPSULE_RUNC_ROOT");
+        if (root != null && !root.isBlank()) c = c.withRunc(java.nio.file.Path.of(root), c.cgroupParent());
+        var net = c.network();
+        String name = env.get("CAPSULE_NETWORK_NAME");
+        String prefix = env.get("CAPSULE_NETWORK_INTERFACE_PREFIX");
+        if (name != null || prefix != null) {
+            if (name == null || prefix == null) {
+                throw new ConfigException("set CAPSULE_NETWORK_NAME and CAPSULE_NETWORK_INTERFACE_PREFIX together"
+                        + " (a second server needs both distinct from the first's)");
+            }
+            net = net.withName(name, prefix);
+        }
+        String pool = env.get("CAPSULE_NETWORK_POOL");
+        if (pool != null && !pool.isBlank()) net = net.withPool(dev.capsule.runtime.network.Ipv4Cidr.parse(pool));
+        return c.withNetwork(net);
     }
 }
