@@ -96,14 +96,14 @@ else
     problems+=("envd e2e skipped (CAPSULE_SKIP_E2E=1)")
   else
     log "envd e2e: official e2b SDK in debug mode against a sandboxed envd (log: target/envd-sandboxed-${CAPSULE_PORT:-49983}.log)"
-    e2e_suite "envd e2e" "$REPO/target/e2e-results.tap" 1800 "$REPO/scripts/envd-sandboxed.sh" run -- tests/*.test.mjs
+    e2e_suite "envd e2e" "$REPO/target/e2e-results.tap" 1800 "$REPO/scripts/envd-sandboxed.sh" run -- "$REPO"/e2e/tests/*.test.mjs
   fi
   if [ "${CAPSULE_SKIP_SERVER_E2E:-0}" = 1 ]; then
     problems+=("server e2e skipped (CAPSULE_SKIP_SERVER_E2E=1)")
   else
     log "server e2e: official e2b SDK against bin/capsule server (log: target/server-for-tests-<port>.log)"
     e2e_suite "server e2e" "$REPO/target/e2e-server-results.tap" 1800 "$REPO/scripts/server-for-tests.sh" run -- \
-      control-plane/*.test.mjs
+      "$REPO"/e2e/control-plane/*.test.mjs
   fi
 fi
 
