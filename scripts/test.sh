@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: every JUnit test (./mvnw -B verify), then the end-to-end suite (the official e2b SDK,
-# e2e/) against a freshly started envd in a private mount namespace (scripts/envd-sandboxed.sh). Both parts run even
-# if the first fails. Ends with one line `summary: N passed, N failed, N skipped` and exits non-zero on any failure,
+# Runs the whole test suite: every JUnit test (./mvnw -B verify), then the end-to-end suites with the official e2b
+# SDK: e2e/tests against a freshly started envd in a private mount namespace (scripts/envd-sandboxed.sh), and
+# e2e/control-plane against a real `bin/capsule server` with a fresh data directory (scripts/server-for-tests.sh).
+# Every part runs even if an earlier one fails. Ends with one line `summary: N passed, N failed, N skipped` and exits non-zero on any failure,
 # on a run that ran no test, or (in CI, or with CAPSULE_STRICT_MOUNTS=1) when the host's mounts changed.
 # Run scripts/setup.sh once first.
 #
-# Environment: CAPSULE_PORT (envd port for the e2e suite, default 49983), CAPSULE_SKIP_JUNIT=1 / CAPSULE_SKIP_E2E=1
-# (run only one part; the run then fails, so use it while developing only), CAPSULE_E2E_ARGS (extra args for
-# `node --test`, e.g. --test-name-pattern=pty).
+# Environment: CAPSULE_PORT (envd port for the envd e2e suite, default 49983), CAPSULE_SKIP_JUNIT=1 /
+# CAPSULE_SKIP_E2E=1 / CAPSULE_SKIP_SERVER_E2E=1 (skip a part; the run then fails, so use it while developing only),
+# CAPSULE_E2E_ARGS (extra args for `node --test`, e.g. --test-name-pattern=pty).
 set -uo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -54,43 +55,59 @@ passed=$((passed + junit_tests - junit_failed - junit_skipped))
 failed=$((failed + junit_failed))
 skipped=$((skipped + junit_skipped))
 
-# --- 2. End-to-end suite with the official e2b SDK -----------------------------------------------------------------
-e2e_pass=0 e2e_fail=0 e2e_skip=0
-if [ "${CAPSULE_SKIP_E2E:-0}" = 1 ]; then
-  problems+=("e2e skipped (CAPSULE_SKIP_E2E=1)")
-elif [ ! -d e2e/node_modules/e2b ]; then
-  problems+=("e2e not run: e2e/node_modules is missing; run scripts/setup.sh")
-else
-  tap="$REPO/target/e2e-results.tap"
+# --- 2 and 3. End-to-end suites with the official e2b SDK -------------------------------------------------------------
+# Runs one suite under a harness: e2e_suite NAME TAP LIMIT HARNESS... -- TESTS...; adds its counts to the totals.
+e2e_suite() {
+  local name="$1" tap="$2" limit="$3"; shift 3
+  local harness=() pass=0 fail=0 skip=0 rc
+  while [ "$1" != -- ]; do harness+=("$1"); shift; done
+  shift
   rm -f "$tap"
-  log "e2e: official e2b SDK against a sandboxed envd (log: target/envd-sandboxed-${CAPSULE_PORT:-49983}.log)"
   # shellcheck disable=SC2086
-  (cd e2e && timeout --kill-after=30 1800 "$REPO/scripts/envd-sandboxed.sh" run -- \
-     node --test --test-concurrency=1 --test-timeout=120000 \
+  (cd e2e && timeout --kill-after=60 "$limit" "${harness[@]}" -- \
+     node --test --test-concurrency=1 --test-timeout=300000 \
        --test-reporter=spec --test-reporter-destination=stdout \
        --test-reporter=tap --test-reporter-destination="$tap" \
-       ${CAPSULE_E2E_ARGS:-} tests/*.test.mjs)
-  e2e_rc=$?
+       ${CAPSULE_E2E_ARGS:-} "$@")
+  rc=$?
   if [ -s "$tap" ]; then
     tapcount() { grep -E "^# $1 [0-9]+$" "$tap" | tail -n1 | grep -o '[0-9]\+' || echo 0; }
-    e2e_pass=$(tapcount pass)
-    e2e_fail=$(($(tapcount fail) + $(tapcount cancelled)))
-    e2e_skip=$(($(tapcount skipped) + $(tapcount todo)))
+    pass=$(tapcount pass)
+    fail=$(($(tapcount fail) + $(tapcount cancelled)))
+    skip=$(($(tapcount skipped) + $(tapcount todo)))
   fi
-  echo "e2e: pass=$e2e_pass failed=$e2e_fail skipped=$e2e_skip (exit $e2e_rc)"
-  if [ "$e2e_rc" != 0 ] && [ "$e2e_fail" = 0 ]; then
-    # envd did not start, the run timed out, or the runner crashed: count the suite as one failure.
-    e2e_fail=1
-    problems+=("e2e suite exited $e2e_rc without a failing test: envd did not start or the run was cut off (see above)")
+  echo "$name: pass=$pass failed=$fail skipped=$skip (exit $rc)"
+  if [ "$rc" != 0 ] && [ "$fail" = 0 ]; then
+    # The harness did not start, left something behind, the run timed out, or the runner crashed: one failure.
+    fail=1
+    problems+=("$name exited $rc without a failing test: the harness failed, found leftovers or the run was cut off (see above)")
   fi
-  [ $((e2e_pass + e2e_fail)) -gt 0 ] || problems+=("e2e ran no test")
-  [ "$e2e_fail" = 0 ] || problems+=("$e2e_fail e2e test(s) failed")
-fi
-passed=$((passed + e2e_pass))
-failed=$((failed + e2e_fail))
-skipped=$((skipped + e2e_skip))
+  [ $((pass + fail)) -gt 0 ] || problems+=("$name ran no test")
+  [ "$fail" = 0 ] || problems+=("$fail $name test(s) failed")
+  passed=$((passed + pass))
+  failed=$((failed + fail))
+  skipped=$((skipped + skip))
+}
 
-# --- 3. Leak check: the host's mount table is as it was ------------------------------------------------------------
+if [ ! -d e2e/node_modules/e2b ]; then
+  problems+=("e2e not run: e2e/node_modules is missing; run scripts/setup.sh")
+else
+  if [ "${CAPSULE_SKIP_E2E:-0}" = 1 ]; then
+    problems+=("envd e2e skipped (CAPSULE_SKIP_E2E=1)")
+  else
+    log "envd e2e: official e2b SDK in debug mode against a sandboxed envd (log: target/envd-sandboxed-${CAPSULE_PORT:-49983}.log)"
+    e2e_suite "envd e2e" "$REPO/target/e2e-results.tap" 1800 "$REPO/scripts/envd-sandboxed.sh" run -- "$REPO"/e2e/tests/*.test.mjs
+  fi
+  if [ "${CAPSULE_SKIP_SERVER_E2E:-0}" = 1 ]; then
+    problems+=("server e2e skipped (CAPSULE_SKIP_SERVER_E2E=1)")
+  else
+    log "server e2e: official e2b SDK against bin/capsule server (log: target/server-for-tests-<port>.log)"
+    e2e_suite "server e2e" "$REPO/target/e2e-server-results.tap" 1800 "$REPO/scripts/server-for-tests.sh" run -- \
+      "$REPO"/e2e/control-plane/*.test.mjs
+  fi
+fi
+
+# --- 4. Leak check: the host's mount table is as it was ------------------------------------------------------------
 mounts_after="$(findmnt -rn -o TARGET,SOURCE,FSTYPE | sort)"
 if [ "$mounts_before" != "$mounts_after" ]; then
   echo "test: the host's mounts changed during the run:" >&2

@@ -1,6 +1,7 @@
 package dev.capsule.envd;
 
 import dev.capsule.envd.filesystem.FilesystemService;
+import dev.capsule.envd.ports.LoopbackForwarder;
 import dev.capsule.envd.process.ProcessService;
 import dev.capsule.envd.users.UserResolver;
 import dev.capsule.envd.users.Users;
@@ -10,13 +11,22 @@ import java.util.concurrent.CountDownLatch;
 
 /**
  * Runs envd: the composition point (users, state, services, server) and the {@code main} of the envd-only jar that
- * goes into every sandbox. {@code java -jar capsule-envd.jar [--port 49983] [--host 0.0.0.0] [--default-user user]}.
+ * goes into every sandbox. {@code java -jar capsule-envd.jar [--port 49983] [--host 0.0.0.0] [--default-user user]
+ * [--forward-loopback]}.
  */
 public final class Envd {
     private Envd() {}
 
-    /** How to run envd. {@code defaultUser} null means "user" when the machine has one, else root. */
-    public record Options(String host, int port, String defaultUser) {
+    /**
+     * How to run envd. {@code defaultUser} null means "user" when the machine has one, else root.
+     * {@code forwardLoopback}: relay servers that listen on loopback only to the machine's other addresses
+     * ({@link LoopbackForwarder}); only inside a sandbox, never on a host.
+     */
+    public record Options(String host, int port, String defaultUser, boolean forwardLoopback) {
+        public Options(String host, int port, String defaultUser) {
+            this(host, port, defaultUser, false);
+        }
+
         public static Options defaults() {
             return new Options("0.0.0.0", EnvdServer.DEFAULT_PORT, null);
         }
@@ -45,8 +55,11 @@ public final class Envd {
     /** Runs envd until the process is stopped; prints one line with the port once it accepts connections. */
     public static void run(Options options) throws InterruptedException {
         EnvdServer server = start(options);
+        LoopbackForwarder forwarder = options.forwardLoopback()
+                ? LoopbackForwarder.forSandbox(server.port()).start() : null;
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            if (forwarder != null) forwarder.close();
             server.close();
             stopped.countDown();
         }, "envd-shutdown"));
@@ -60,6 +73,7 @@ public final class Envd {
         String host = options.host();
         int port = options.port();
         String defaultUser = null;
+        boolean forwardLoopback = false;
         for (int i = 0; i < args.length; i++) {
             String arg = args[i];
             String value = i + 1 < args.length ? args[i + 1] : null;
@@ -76,15 +90,17 @@ public final class Envd {
                     defaultUser = require(arg, value);
                     i++;
                 }
+                case "--forward-loopback" -> forwardLoopback = true;
                 case "-h", "--help" -> {
-                    System.out.println("usage: envd [--port 49983] [--host 0.0.0.0] [--default-user user]");
+                    System.out.println("usage: envd [--port 49983] [--host 0.0.0.0] [--default-user user]"
+                            + " [--forward-loopback]");
                     return;
                 }
                 default -> fail("unknown option '" + arg + "'; usage: envd [--port N] [--host H] [--default-user U]");
             }
         }
         try {
-            run(new Options(host, port, defaultUser));
+            run(new Options(host, port, defaultUser, forwardLoopback));
         } catch (IllegalArgumentException | IllegalStateException e) {
             fail(e.getMessage());
         }

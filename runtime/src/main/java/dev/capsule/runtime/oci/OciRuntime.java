@@ -64,8 +64,9 @@ public final class OciRuntime implements SandboxRuntime {
             "-Xms8m", "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
             // the helper is not beside envd.jar in the bundle, where envd would look by default
             "-Dcapsule.envd.execHelper=" + RuntimeBundle.EXEC_HELPER);
+    /** envd's arguments; --forward-loopback makes servers on the sandbox's 127.0.0.1 reachable, as in E2B. */
     public static final List<String> ENVD_ARGS = List.of("--port", String.valueOf(SandboxInstance.ENVD_PORT),
-            "--default-user", "user");
+            "--default-user", "user", "--forward-loopback");
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Pattern SANDBOX_ID = Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
