@@ -13,6 +13,7 @@ import dev.capsule.runtime.UnknownTemplate;
 import dev.capsule.runtime.bundle.BundleCache;
 import dev.capsule.runtime.bundle.BundleInputs;
 import dev.capsule.runtime.bundle.RuntimeBundle;
+import dev.capsule.runtime.host.HostLock;
 import dev.capsule.runtime.network.SandboxNetwork;
 import dev.capsule.runtime.network.SandboxNetworks;
 import dev.capsule.runtime.template.Template;
@@ -49,8 +50,8 @@ import java.util.regex.Pattern;
  * of the previous one: runc's state, {@code <data>/sandboxes/<id>/sandbox.json} (template, start time, network
  * policy) and the network namespaces. The constructor re-adopts the networks of running sandboxes and removes
  * those of sandboxes that are gone; {@link #removeOrphans} removes the sandboxes the server does not know. One
- * instance per configuration runs at a time: a second one on the same directories and network would take over
- * (and remove networks the first is still setting up).
+ * process per runc root and network uses them: the constructor claims both with a {@link HostLock}, so a second
+ * server on this host fails to start instead of adopting and removing the first one's sandboxes.
  *
  * <p>Only template {@value #BASE_TEMPLATE} exists for now; it is built (minutes) the first time it is needed,
  * or by {@link #prepare()}.
@@ -73,6 +74,8 @@ public final class OciRuntime implements SandboxRuntime {
     private static final long HEALTH_POLL_MILLIS = 10;
 
     private final OciRuntimeConfig config;
+    /** This process's claim on the runc root and the network, released by close(). */
+    private final List<HostLock> claims;
     private final RuncRuntime runc;
     private final TemplateCache templates;
     private final BundleCache bundles;
@@ -91,6 +94,7 @@ public final class OciRuntime implements SandboxRuntime {
      */
     public OciRuntime(OciRuntimeConfig config) {
         this.config = config;
+        this.claims = claimHost(config);
         this.runc = new RuncRuntime(config.dataDir(), config.runcRoot(), "runc", config.cgroupParent());
         this.templates = new TemplateCache(config.cacheDir().resolve("templates"));
         this.bundles = new BundleCache(config.cacheDir().resolve("bundles"));
@@ -104,9 +108,38 @@ public final class OciRuntime implements SandboxRuntime {
             }
             networks.adopt(live);
         } catch (RuntimeException e) {
+            claims.forEach(HostLock::close);
             throw new RuntimeFailure("cannot open the oci runtime on this host (runc root " + config.runcRoot()
                     + ", network " + config.network().name() + "): " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * Claims the runc root and the sandbox network for this process: a second server on the same ones would adopt
+     * and remove this one's sandboxes.
+     */
+    private static List<HostLock> claimHost(OciRuntimeConfig config) {
+        List<HostLock> claims = new ArrayList<>();
+        Path runcLock = config.runcRoot().resolveSibling(config.runcRoot().getFileName() + ".lock");
+        Path networkLock = config.network().runDirectory().resolve("network-" + config.network().name() + ".lock");
+        for (Path file : List.of(runcLock, networkLock)) {
+            Optional<HostLock> claim;
+            try {
+                claim = HostLock.tryAcquire(file);
+            } catch (IOException e) {
+                claims.forEach(HostLock::close);
+                throw new RuntimeFailure("cannot create the lock file " + file + ": " + e.getMessage(), e);
+            }
+            if (claim.isEmpty()) {
+                claims.forEach(HostLock::close);
+                throw new RuntimeFailure("another Capsule server on this host already uses runc root "
+                        + config.runcRoot() + " and network '" + config.network().name() + "' (" + file
+                        + " is locked); stop it, or give this server its own CAPSULE_RUNC_ROOT, CAPSULE_NETWORK_NAME,"
+                        + " CAPSULE_NETWORK_INTERFACE_PREFIX and CAPSULE_NETWORK_POOL");
+            }
+            claims.add(claim.get());
+        }
+        return List.copyOf(claims);
     }
 
     @Override
@@ -328,9 +361,10 @@ public final class OciRuntime implements SandboxRuntime {
         return removed;
     }
 
-    /** Nothing of the driver's own to release: sandboxes keep running, and all state is on disk. */
+    /** Releases this process's claim on the runc root and network; sandboxes keep running, their state is on disk. */
     @Override
     public void close() {
+        claims.forEach(HostLock::close);
     }
 
     // --- templates and the bundle -------------------------------------------------------------------------
