@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Capsule needs to build, run and test, then builds it. Safe to rerun: installs only what is
-# missing (apt-get update at most once), `npm ci` the e2e suite, `./mvnw -B -DskipTests package`.
+# missing (apt-get update at most once), `npm ci` the e2e suite, `./mvnw -B -DskipTests package`, then records
+# envd's AOT cache (scripts/aot-train.sh, skipped while it is newer than the jar).
 # For a fresh Debian 12 or 13 machine, as root (or with sudo). Non-interactive.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -92,5 +93,8 @@ log "npm ci (e2e)"
 
 log "./mvnw -B -DskipTests package"
 ./mvnw -B -ntp -DskipTests package
+
+# envd's Java AOT cache (cli/target/capsule.aot): a short representative run of envd; skipped while up to date.
+"$REPO/scripts/aot-train.sh"
 
 log "setup done"

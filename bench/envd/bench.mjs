@@ -57,11 +57,12 @@ function tree(pid) {
   return all
 }
 
-function rssKiB(pids) {
+/** A /proc/PID/status figure (VmRSS: all resident pages; RssAnon: the private ones) summed over processes. */
+function rssKiB(pids, field = 'VmRSS') {
   let total = 0
   for (const p of pids) {
     try {
-      const m = readFileSync(`/proc/${p}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)
+      const m = readFileSync(`/proc/${p}/status`, 'utf8').match(new RegExp(`${field}:\\s+(\\d+)`))
       if (m) total += Number(m[1])
     } catch {}
   }
@@ -78,10 +79,10 @@ async function healthy(p = port) {
 }
 
 /** Starts envd; resolves with its process and the ms from spawn to the first healthy /health. */
-async function startEnvd() {
+async function startEnvd(env = process.env) {
   if (await healthy()) throw new Error(`something already answers on port ${port}; stop it first`)
   const t0 = process.hrtime.bigint()
-  const child = spawn('/bin/sh', ['-c', `exec ${envdCmd}`], { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
+  const child = spawn('/bin/sh', ['-c', `exec ${envdCmd}`], { stdio: ['ignore', 'ignore', 'inherit'], detached: true, env })
   for (;;) {
     if (child.exitCode !== null) throw new Error(`envd exited with ${child.exitCode}`)
     if (await healthy()) return { child, startMs: Number(process.hrtime.bigint() - t0) / 1e6 }
@@ -111,25 +112,43 @@ async function main() {
   const javaHome = process.env.JAVA_HOME ?? '/usr/lib/jvm/temurin-25-jdk-amd64'
   const javaStarts = await sample(7, () => execFileAsync(`${javaHome}/bin/java`, ['-Xshare:auto', '-version']))
   results.push(['envd cold start to first /health', median(starts), 'java -version', median(javaStarts)])
+  // The same without the AOT cache (bin/capsule uses cli/target/capsule.aot when scripts/aot-train.sh made it).
+  const plainStarts = []
+  for (let i = 0; i < 7; i++) {
+    const { child, startMs } = await startEnvd({ ...process.env, CAPSULE_AOT: 'off' })
+    plainStarts.push(startMs)
+    await stopEnvd(child)
+  }
+  results.push(['envd cold start, AOT cache off', median(plainStarts), 'java -version', median(javaStarts)])
 
   const { child } = await startEnvd()
   await new Promise((r) => setTimeout(r, 3000))
   const idleRss = rssKiB(tree(child.pid)) / 1024
+  // Resident pages that are not file-backed: the AOT cache and the JDK's libraries are file pages every envd
+  // on a host shares through the page cache; these are what each envd costs on its own.
+  const idleAnon = rssKiB(tree(child.pid), 'RssAnon') / 1024
   await stopEnvd(child)
   if (!(await healthy(envdPort))) throw new Error(`no envd on port ${envdPort}: run this through bench/envd/run.sh`)
   {
 
     const sbx = await Sandbox.create({ debug: true })
     await sample(50, () => sbx.commands.run('echo hi'))
-    const echo = await sample(rounds, () => sbx.commands.run('echo hi'))
-    // The peer: the same login shell started directly, with an empty home as the sandboxed user has.
+    // The peer: the same login shell started directly, with an empty home as the sandboxed user has. Rounds
+    // alternate between the two, so that load from elsewhere on the machine hits both alike; the overhead is the
+    // median of each round's difference.
     const home = mkdtempSync(join(tmpdir(), 'capsule-bench-home-'))
     const shell = () => execFileAsync('/bin/bash', ['-l', '-c', 'echo hi'], { env: { HOME: home, PATH: process.env.PATH } })
     await sample(20, shell)
-    const localEcho = await sample(rounds, shell)
+    const echo = [], localEcho = [], overhead = []
+    for (let i = 0; i < rounds; i++) {
+      const a = await time(() => sbx.commands.run('echo hi'))
+      const b = await time(shell)
+      echo.push(a); localEcho.push(b); overhead.push(a - b)
+    }
     rmSync(home, { recursive: true, force: true })
     results.push(['commands.run("echo hi") p50', median(echo), 'local bash -l -c "echo hi" p50', median(localEcho)])
     results.push(['commands.run("echo hi") p90', percentile(echo, 90), 'local p90', percentile(localEcho, 90)])
+    results.push(['commands.run overhead (p50 of capsule - peer, per round)', median(overhead), '', NaN])
 
     const mib = new Uint8Array(1024 * 1024).map((_, i) => (i * 31) & 0xff)
     const path = '/tmp/capsule-bench-1mib'
@@ -149,6 +168,7 @@ async function main() {
     await sbx.files.remove(path)
     results.push(['1 MiB files.write + files.read p50', median(io), 'local fs write + read p50', median(localIo)])
     results.push(['envd idle RSS (MiB, after 3 s idle)', idleRss, '', NaN])
+    results.push(['envd idle private (anonymous) RSS (MiB)', idleAnon, '', NaN])
   }
 
   const lines = [

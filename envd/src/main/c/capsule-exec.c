@@ -18,7 +18,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -46,6 +48,36 @@ static unsigned long number(const char *s, const char *name) {
     return v;
 }
 
+/*
+ * envd starts this program with posix_spawn, so it inherits every descriptor of the JVM that is not close-on-exec
+ * (sockets, files, other commands' pipes). The command must get only 0, 1 and 2: a stray copy of another command's
+ * stdin pipe would keep that command from ever seeing end of input.
+ */
+static void close_inherited(void) {
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) {
+        return;
+    }
+#endif
+    DIR *dir = opendir("/proc/self/fd");
+    if (dir == NULL) {
+        for (long fd = 3, max = sysconf(_SC_OPEN_MAX); fd < (max > 0 && max < 65536 ? max : 65536); fd++) {
+            close((int) fd);
+        }
+        return;
+    }
+    int keep = dirfd(dir);
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        char *end;
+        long fd = strtol(entry->d_name, &end, 10);
+        if (*end == '\0' && end != entry->d_name && fd > 2 && fd != keep) {
+            close((int) fd);
+        }
+    }
+    closedir(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc < 7 || strcmp(argv[5], "--") != 0) {
         usage("wrong arguments");
@@ -62,6 +94,8 @@ int main(int argc, char **argv) {
         groups[ngroups++] = (gid_t) number(tok, "group id");
     }
     const char *cwd = argv[4];
+
+    close_inherited();
 
     /* The JVM may have left signals blocked or ignored; both survive exec, so give the command a clean slate. */
     sigset_t none;

@@ -14,8 +14,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Semaphore;
 import java.util.function.Consumer;
 
 /**
@@ -28,6 +27,14 @@ import java.util.function.Consumer;
  * decision about what may still be written is taken in one thread. Only {@link #cancellation} is read elsewhere.
  */
 final class Call implements CallContext {
+    /**
+     * Bytes of stream messages a handler may have handed over that the event loop has not yet written, or that it
+     * wrote while the connection was backed up. A send takes permits for its size (at most this many, so one large
+     * message always fits) and only waits when they run out: a handler normally never waits for the event loop, each
+     * wait having been a thread hand-off on the latency path of every message.
+     */
+    static final int MAX_BYTES_IN_FLIGHT = 256 * 1024;
+
     final HttpServerRequest request;
     final HttpServerResponse response;
     final Codec codec;
@@ -45,13 +52,15 @@ final class Call implements CallContext {
     private final Instant deadline;
     private final List<Consumer<ConnectException>> cancelListeners = new ArrayList<>();
     private volatile ConnectException cancellation;
+    private final Semaphore sendPermits = new Semaphore(MAX_BYTES_IN_FLIGHT);
 
     // Confined to the event loop.
     private final Map<String, String> responseHeaders = new LinkedHashMap<>();
     private long deadlineTimer = -1;
     private boolean headWritten;
     private boolean finished;
-    private CompletableFuture<Void> pendingSend;
+    /** Permits of messages written while the write queue was full: given back when it drains. */
+    private int permitsHeldForDrain;
 
     /** Called on the event loop. Reads the call's headers; a bad header becomes {@link #rejection}. */
     Call(HttpServerRequest request, Codec codec, boolean stream, int maxMessageBytes) {
@@ -105,11 +114,14 @@ final class Call implements CallContext {
             long delay = Math.max(1, deadline.toEpochMilli() - System.currentTimeMillis());
             deadlineTimer = context.owner().setTimer(delay, id -> {
                 deadlineTimer = -1;
-                cancelOnLoop(new ConnectException(Code.DEADLINE_EXCEEDED,
-                        "the call's deadline (Connect-Timeout-Ms: " + request.getHeader("Connect-Timeout-Ms")
-                                + ") passed before it finished"));
+                cancelOnLoop(deadlineExceeded());
             });
         }
+    }
+
+    private ConnectException deadlineExceeded() {
+        return new ConnectException(Code.DEADLINE_EXCEEDED, "the call's deadline (Connect-Timeout-Ms: "
+                + request.getHeader("Connect-Timeout-Ms") + ") passed before it finished");
     }
 
     @Override
@@ -184,8 +196,9 @@ final class Call implements CallContext {
     }
 
     /**
-     * Writes one message envelope of a stream. Returns once the connection can take more; blocks while the client
-     * reads slower than the handler sends (the write queue is full), so at most one message waits in memory.
+     * Writes one message envelope of a stream. Returns at once while the connection keeps up; blocks while the client
+     * reads slower than the handler sends (the write queue is full), so about {@value #MAX_BYTES_IN_FLIGHT} bytes
+     * (or one larger message) wait in memory. Throws the reason once the call was cancelled (client gone, deadline passed).
      */
     void sendStreamMessage(byte[] message) {
         ConnectException over = cancellation;
@@ -198,17 +211,19 @@ final class Call implements CallContext {
             flags = Envelope.COMPRESSED;
         }
         Buffer frame = Envelope.frame(flags, message);
-        CompletableFuture<Void> accepted = new CompletableFuture<>();
-        onLoop(() -> writeMessageOnLoop(frame, accepted));
+        int permits = Math.min(frame.length(), MAX_BYTES_IN_FLIGHT);
         try {
-            accepted.get();
+            sendPermits.acquire(permits);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new ConnectException(Code.CANCELED, "interrupted while sending a stream message");
-        } catch (ExecutionException e) {
-            throw e.getCause() instanceof ConnectException ce ? ce
-                    : new ConnectException(Code.CANCELED, "the stream broke: " + e.getCause(), e.getCause());
         }
+        over = cancellation;
+        if (over != null) {
+            sendPermits.release(permits);
+            throw over;
+        }
+        onLoop(() -> writeMessageOnLoop(frame, permits));
     }
 
     /** Ends the call: a stream with success (error null) or the error, a unary call with the error. */
@@ -222,33 +237,27 @@ final class Call implements CallContext {
         context.runOnContext(v -> action.run());
     }
 
-    private void writeMessageOnLoop(Buffer frame, CompletableFuture<Void> accepted) {
+    private void writeMessageOnLoop(Buffer frame, int permits) {
         if (finished) {
-            accepted.completeExceptionally(cancellation != null ? cancellation
-                    : new ConnectException(Code.CANCELED, "the stream has already ended"));
+            sendPermits.release(permits);
             return;
         }
         writeHead(200, codec.streamContentType());
         response.write(frame).onFailure(e -> cancelOnLoop(new ConnectException(Code.CANCELED,
                 "the client went away: " + e.getMessage())));
         if (response.writeQueueFull()) {
-            pendingSend = accepted;
-            response.drainHandler(v -> releasePendingSend(null));
+            permitsHeldForDrain += permits;
+            response.drainHandler(v -> releaseSendPermits());
         } else {
-            accepted.complete(null);
+            sendPermits.release(permits);
         }
     }
 
-    private void releasePendingSend(ConnectException failure) {
-        CompletableFuture<Void> pending = pendingSend;
-        pendingSend = null;
-        if (pending != null) {
-            if (failure == null) {
-                pending.complete(null);
-            } else {
-                pending.completeExceptionally(failure);
-            }
-        }
+    /** Lets blocked senders go on: the connection drained, or the call ended (they then see why and stop). */
+    private void releaseSendPermits() {
+        int held = permitsHeldForDrain;
+        permitsHeldForDrain = 0;
+        sendPermits.release(finished ? MAX_BYTES_IN_FLIGHT + held : held);
     }
 
     /** Ends the call with success or an error: a unary error response, or a stream's end message. */
@@ -256,11 +265,16 @@ final class Call implements CallContext {
         if (finished) {
             return;
         }
+        if (error == null && stream && deadline != null && !Instant.now().isBefore(deadline)) {
+            // The handler ended just as the deadline passed (say, a process killed at its deadline), before the
+            // deadline timer ran: the client times out as well, so the call reports the deadline, not a race.
+            error = deadlineExceeded();
+        }
         markFinished();
         if (stream) {
             writeHead(200, codec.streamContentType());
             response.end(Envelope.frame(Envelope.END_STREAM, Errors.endStreamJson(error)));
-            releasePendingSend(error != null ? error : new ConnectException(Code.CANCELED, "the stream has ended"));
+            releaseSendPermits();
             return;
         }
         if (error == null) {
@@ -286,7 +300,7 @@ final class Call implements CallContext {
         } else {
             markFinished();
         }
-        releasePendingSend(reason);
+        releaseSendPermits();
         for (Consumer<ConnectException> listener : listeners) {
             Thread.ofVirtual().start(() -> listener.accept(reason));
         }

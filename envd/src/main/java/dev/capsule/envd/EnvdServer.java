@@ -59,9 +59,10 @@ public final class EnvdServer implements AutoCloseable {
             service.register(builder);
         }
         this.connect = builder.build();
-        // One server instance uses one event loop; all blocking work runs on virtual threads.
-        this.vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(2).setWorkerPoolSize(2)
-                .setInternalBlockingPoolSize(2));
+        // One server instance uses one event loop (a second one would only hold memory); all blocking work runs on
+        // virtual threads.
+        this.vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(1).setWorkerPoolSize(1)
+                .setInternalBlockingPoolSize(1));
         HttpServerOptions options = new HttpServerOptions()
                 .setHost(host)
                 .setPort(port)
@@ -69,7 +70,13 @@ public final class EnvdServer implements AutoCloseable {
                 .setCompressionSupported(false)   // /files and Connect each negotiate their own gzip
                 .setDecompressionSupported(false)
                 .setMaxInitialLineLength(64 * 1024)  // signed URLs of long paths
-                .setMaxHeaderSize(64 * 1024);
+                .setMaxHeaderSize(64 * 1024)
+                // Uploads arrive in pieces of up to this size (Netty's default is 8 KiB): fewer hand-offs to the
+                // virtual thread that writes the file; 1 MiB uploads take about a third less time.
+                .setMaxChunkSize(64 * 1024)
+                // curl (and other clients) send 'Expect: 100-continue' with large uploads and wait a second for
+                // the go-ahead unless the server answers it.
+                .setHandle100ContinueAutomatically(true);
         this.server = vertx.createHttpServer(options).requestHandler(this::handle);
     }
 

@@ -17,6 +17,8 @@ final class MultipartReader {
 
     private final InputStream in;
     private final byte[] delimiter;
+    /** Boyer-Moore-Horspool shifts for {@link #delimiter}: how far the search may jump past a mismatch. */
+    private final int[] delimiterShift = new int[256];
     private final byte[] buf;
     private int pos;
     private int lim;
@@ -31,6 +33,10 @@ final class MultipartReader {
         this.in = in;
         this.delimiter = ("\r\n--" + boundary).getBytes(StandardCharsets.ISO_8859_1);
         this.buf = new byte[64 * 1024 + delimiter.length];
+        java.util.Arrays.fill(delimiterShift, delimiter.length);
+        for (int i = 0; i < delimiter.length - 1; i++) {
+            delimiterShift[delimiter[i] & 0xff] = delimiter.length - 1 - i;
+        }
         // Pretend the body starts with CRLF, so the first boundary looks like every other delimiter.
         buf[0] = '\r';
         buf[1] = '\n';
@@ -147,6 +153,24 @@ final class MultipartReader {
         }
     }
 
+    /**
+     * Where the delimiter starts in {@code buf[pos, end)}, or -1. Horspool's search looks at about one byte in
+     * delimiter-length of the content (boundaries are 20 to 70 characters), where a plain scan looks at every one.
+     */
+    private int indexOfDelimiter(int end) {
+        int last = delimiter.length - 1;
+        for (int i = pos; i <= end - delimiter.length; i += delimiterShift[buf[i + last] & 0xff]) {
+            int j = last;
+            while (j >= 0 && buf[i + j] == delimiter[j]) {
+                j--;
+            }
+            if (j < 0) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
     private int indexOf(byte[] pattern) {
         return indexOf(pattern, lim);
     }
@@ -225,7 +249,7 @@ final class MultipartReader {
                 fill(delimiter.length);
                 // Search only as far as this read can reach, so small reads do not rescan the whole buffer.
                 int searchEnd = (int) Math.min(lim, (long) pos + len + delimiter.length - 1);
-                int at = indexOf(delimiter, searchEnd);
+                int at = indexOfDelimiter(searchEnd);
                 int available;
                 if (at == pos) {
                     done = true;

@@ -10,11 +10,16 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 
 /**
- * The few libc calls the process service needs and Java lacks: signalling a whole process group, and pipes whose read
- * ends can be polled (so output stops when a process exits even if a background child still holds the pipe). Called
- * through the FFM API; run the JVM with {@code --enable-native-access=ALL-UNNAMED} to silence its warning.
+ * The few libc calls the process service needs and Java lacks: signalling a whole process group, pipes whose read
+ * ends can be polled (so output stops when a process exits even if a background child still holds the pipe), and
+ * starting a process with posix_spawn and waiting for it through a pidfd (Java's ProcessBuilder execs an extra helper
+ * program, jspawnhelper, for every process: about a millisecond on each command's latency). Called through the FFM
+ * API; run the JVM with {@code --enable-native-access=ALL-UNNAMED} to silence its warning.
  */
 final class Libc {
     static final int SIGKILL = 9;
@@ -22,6 +27,13 @@ final class Libc {
     static final int ESRCH = 3;
     static final int EINTR = 4;
     static final int EAGAIN = 11;
+    static final int ENOSYS = 38;
+    static final int O_RDONLY = 0;
+    static final int WNOHANG = 1;
+    /** pidfd_open(2)'s system call number: the same on x86_64 and aarch64 (both use the unified table from 424 on). */
+    private static final long SYS_PIDFD_OPEN = 434;
+    /** Room for glibc's posix_spawn_file_actions_t (80 bytes on 64-bit), with a margin. */
+    private static final long FILE_ACTIONS_BYTES = 256;
     static final short POLLIN = 0x1;
     static final short POLLERR = 0x8;
     static final short POLLHUP = 0x10;
@@ -53,13 +65,39 @@ final class Libc {
                     ValueLayout.JAVA_LONG));
     private static final MethodHandle CLOSE = downcall("close",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle WAITPID = downcall("waitpid",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                    ValueLayout.JAVA_INT));
+    private static final MethodHandle PIDFD_OPEN = LINKER.downcallHandle(
+            LOOKUP.find("syscall").orElseThrow(() -> new UnsatisfiedLinkError("libc has no 'syscall'")),
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
+                    ValueLayout.JAVA_LONG),
+            Linker.Option.firstVariadicArg(1), Linker.Option.captureCallState("errno"));
+    // posix_spawn and its file actions return an error number rather than setting errno.
+    private static final MethodHandle SPAWN = LINKER.downcallHandle(find("posix_spawn"),
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
+                    ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS));
+    private static final MethodHandle ACTIONS_INIT = LINKER.downcallHandle(
+            find("posix_spawn_file_actions_init"), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+    private static final MethodHandle ACTIONS_DESTROY = LINKER.downcallHandle(
+            find("posix_spawn_file_actions_destroy"),
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+    private static final MethodHandle ACTIONS_DUP2 = LINKER.downcallHandle(
+            find("posix_spawn_file_actions_adddup2"), FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle ACTIONS_OPEN = LINKER.downcallHandle(
+            find("posix_spawn_file_actions_addopen"), FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT,
+                    ValueLayout.JAVA_INT));
 
     private Libc() {}
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor) {
-        MemorySegment symbol = LOOKUP.find(name)
-                .orElseThrow(() -> new UnsatisfiedLinkError("libc has no '" + name + "'"));
-        return LINKER.downcallHandle(symbol, descriptor, Linker.Option.captureCallState("errno"));
+        return LINKER.downcallHandle(find(name), descriptor, Linker.Option.captureCallState("errno"));
+    }
+
+    private static MemorySegment find(String name) {
+        return LOOKUP.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no '" + name + "'"));
     }
 
     /** A failed libc call, with its errno. */
@@ -152,6 +190,108 @@ final class Libc {
             long ignored = (long) WRITE.invokeExact(state, fd, arena.allocate(1), 1L);
         } catch (Throwable ignored) {
             // waking is best effort; the poller also wakes on its timeout
+        }
+    }
+
+    /**
+     * posix_spawn(3) of {@code argv[0]} with exactly {@code environment}: stdin from {@code stdinFd} (or /dev/null
+     * when it is -1), stdout and stderr to the given fds. Returns the child's pid. Every other descriptor the child
+     * inherits is either close-on-exec or closed by the exec helper it runs. glibc reports a failed exec here.
+     */
+    static int spawn(List<String> argv, Map<String, String> environment, int stdinFd, int stdoutFd, int stderrFd)
+            throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment actions = arena.allocate(FILE_ACTIONS_BYTES, 16);
+            check("posix_spawn_file_actions_init", (int) ACTIONS_INIT.invokeExact(actions));
+            try {
+                if (stdinFd >= 0) {
+                    check("posix_spawn_file_actions_adddup2", (int) ACTIONS_DUP2.invokeExact(actions, stdinFd, 0));
+                } else {
+                    check("posix_spawn_file_actions_addopen", (int) ACTIONS_OPEN.invokeExact(actions, 0,
+                            arena.allocateFrom("/dev/null"), O_RDONLY, 0));
+                }
+                check("posix_spawn_file_actions_adddup2", (int) ACTIONS_DUP2.invokeExact(actions, stdoutFd, 1));
+                check("posix_spawn_file_actions_adddup2", (int) ACTIONS_DUP2.invokeExact(actions, stderrFd, 2));
+                List<String> env = new ArrayList<>(environment.size());
+                environment.forEach((k, v) -> env.add(k + "=" + v));
+                MemorySegment pid = arena.allocate(ValueLayout.JAVA_INT);
+                int rc = (int) SPAWN.invokeExact(pid, arena.allocateFrom(argv.getFirst()), actions,
+                        MemorySegment.NULL, strings(arena, argv), strings(arena, env));
+                check("posix_spawn " + argv.getFirst(), rc);
+                return pid.get(ValueLayout.JAVA_INT, 0);
+            } finally {
+                int ignored = (int) ACTIONS_DESTROY.invokeExact(actions);
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("calling posix_spawn failed", t);
+        }
+    }
+
+    private static void check(String call, int rc) throws ErrnoException {
+        if (rc != 0) {
+            throw new ErrnoException(call, rc);
+        }
+    }
+
+    /** A NULL-terminated array of C strings. */
+    private static MemorySegment strings(Arena arena, List<String> values) {
+        MemorySegment array = arena.allocate(ValueLayout.ADDRESS, values.size() + 1L);
+        for (int i = 0; i < values.size(); i++) {
+            array.setAtIndex(ValueLayout.ADDRESS, i, arena.allocateFrom(values.get(i)));
+        }
+        array.setAtIndex(ValueLayout.ADDRESS, values.size(), MemorySegment.NULL);
+        return array;
+    }
+
+    /** pidfd_open(2): a close-on-exec fd that polls readable once the process exited; -1 if the kernel lacks it. */
+    static int pidfdOpen(int pid) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            long fd = (long) PIDFD_OPEN.invokeExact(state, SYS_PIDFD_OPEN, (long) pid, 0L);
+            if (fd < 0) {
+                int errno = (int) ERRNO.get(state, 0L);
+                if (errno == ENOSYS) {
+                    return -1;
+                }
+                throw new ErrnoException("pidfd_open(" + pid + ")", errno);
+            }
+            return (int) fd;
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("calling pidfd_open failed", t);
+        }
+    }
+
+    /**
+     * waitpid(2) for one child: its exit value in Java's convention (the exit code, or 128+N after death by signal
+     * N), or -1 when {@code block} is false and it has not exited yet.
+     */
+    static int waitpid(int pid, boolean block) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            MemorySegment status = arena.allocate(ValueLayout.JAVA_INT);
+            while (true) {
+                int rc = (int) WAITPID.invokeExact(state, pid, status, block ? 0 : WNOHANG);
+                if (rc == pid) {
+                    int s = status.get(ValueLayout.JAVA_INT, 0);
+                    int signal = s & 0x7f;
+                    return signal == 0 ? (s >> 8) & 0xff : 128 + signal;
+                }
+                if (rc == 0) {
+                    return -1;
+                }
+                int errno = (int) ERRNO.get(state, 0L);
+                if (errno != EINTR) {
+                    throw new ErrnoException("waitpid(" + pid + ")", errno);
+                }
+            }
+        } catch (ErrnoException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("calling waitpid failed", t);
         }
     }
 

@@ -10,7 +10,7 @@ import dev.capsule.envd.rpc.process.ProcessConfig;
 import dev.capsule.envd.rpc.process.ProcessEvent;
 import dev.capsule.envd.rpc.process.ProcessInfo;
 
-import java.io.File;
+import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -40,28 +40,33 @@ final class ManagedProcess {
     private final ProcessConfig config;
     private final String tag;
     private final int pid;
-    private final Process process;
     private final PtyProcess pty;
     private final OutputHub output;
     private final Object stdinLock = new Object();
     private OutputStream stdin;
     private final Set<Integer> signalsSent = ConcurrentHashMap.newKeySet();
     private final CompletableFuture<ProcessEvent.EndEvent> exit = new CompletableFuture<>();
-    /** Pipe mode: read ends of stdout and stderr, and a pipe that wakes the reader when the process exits. */
+    /**
+     * Pipe mode: read ends of stdout and stderr, and what tells the reader the process exited: a pidfd, or (on
+     * kernels before 5.3) a pipe that a waiter thread writes to.
+     */
     private final int stdoutFd;
     private final int stderrFd;
+    private final int pidfd;
     private final int[] wake;
+    /** Pipe mode without a pidfd: the exit value the waiter thread got. */
+    private volatile int waitedExitValue;
 
-    private ManagedProcess(ProcessConfig config, String tag, Process process, PtyProcess pty, OutputStream stdin,
-                           int stdoutFd, int stderrFd, int[] wake, OutputHub output) {
+    private ManagedProcess(ProcessConfig config, String tag, int pid, PtyProcess pty, OutputStream stdin,
+                           int stdoutFd, int stderrFd, int pidfd, int[] wake, OutputHub output) {
         this.config = config;
         this.tag = tag;
-        this.process = process;
         this.pty = pty;
-        this.pid = Math.toIntExact(process.pid());
+        this.pid = pid;
         this.stdin = stdin;
         this.stdoutFd = stdoutFd;
         this.stderrFd = stderrFd;
+        this.pidfd = pidfd;
         this.wake = wake;
         this.output = output;
     }
@@ -86,43 +91,62 @@ final class ManagedProcess {
                 .setInitialColumns(launch.ptySize().getColumns())
                 .setInitialRows(launch.ptySize().getRows())
                 .start();
-        return new ManagedProcess(launch.config(), launch.tag(), pty, pty, pty.getOutputStream(), -1, -1, null,
-                output);
+        return new ManagedProcess(launch.config(), launch.tag(), Math.toIntExact(pty.pid()), pty,
+                pty.getOutputStream(), -1, -1, -1, null, output);
     }
 
     /*
-     * stdout and stderr go to pipes envd makes itself (handed to the child as /proc/self/fd/N redirects), not to
-     * Java's: Java's pipe streams cannot be polled, so a background child that keeps the pipe open (`sleep 100 &`)
-     * would keep a reader blocked and the stream from ending. With poll(2) the reader drains what the process wrote
-     * and stops when it exits, as E2B's envd does.
+     * The process is started with posix_spawn on pipes envd makes itself, not with ProcessBuilder: Java's pipe
+     * streams cannot be polled, so a background child that keeps the pipe open (`sleep 100 &`) would keep a reader
+     * blocked and the stream from ending (with poll(2) the reader drains what the process wrote and stops when it
+     * exits, as E2B's envd does), and ProcessBuilder execs its jspawnhelper before the command, about a millisecond
+     * on every command. The exec helper closes every descriptor above 2 that the child inherited.
      */
     private static ManagedProcess spawnPipes(Launch launch, OutputHub output) throws IOException {
+        int[] in = null;
         int[] out = null;
         int[] err = null;
         int[] wake = null;
+        FileOutputStream stdin = null;
+        int pid = -1;
         try {
             out = Libc.pipe();
             err = Libc.pipe();
-            wake = Libc.pipe();
-            ProcessBuilder builder = new ProcessBuilder(launch.command());
-            builder.environment().clear();
-            builder.environment().putAll(launch.environment());
-            builder.redirectOutput(ProcessBuilder.Redirect.to(new File("/proc/self/fd/" + out[1])));
-            builder.redirectError(ProcessBuilder.Redirect.to(new File("/proc/self/fd/" + err[1])));
-            if (!launch.stdin()) {
-                builder.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+            if (launch.stdin()) {
+                in = Libc.pipe();
+                // A stream Java can write from a virtual thread: the pipe's write end, opened again by path.
+                stdin = new FileOutputStream("/proc/self/fd/" + in[1]);
+                Libc.close(in[1]);
+                in[1] = -1;
             }
-            Process process = builder.start();
+            pid = Libc.spawn(launch.command(), launch.environment(), in == null ? -1 : in[0], out[1], err[1]);
             Libc.close(out[1]);
             Libc.close(err[1]);
-            OutputStream stdin = launch.stdin() ? process.getOutputStream() : null;
-            return new ManagedProcess(launch.config(), launch.tag(), process, null, stdin, out[0], err[0], wake,
+            if (in != null) {
+                Libc.close(in[0]);
+            }
+            int pidfd = Libc.pidfdOpen(pid);
+            if (pidfd < 0) {
+                wake = Libc.pipe();
+            }
+            return new ManagedProcess(launch.config(), launch.tag(), pid, null, stdin, out[0], err[0], pidfd, wake,
                     output);
         } catch (Libc.ErrnoException e) {
-            closeAll(out, err, wake);
-            throw new IOException("cannot create pipes for the process: " + e.getMessage(), e);
+            closeAll(in, out, err, wake);
+            closeQuietly(stdin);
+            if (pid > 0) {
+                // Cannot watch it: stop it rather than leave an unreaped process nobody follows.
+                try {
+                    Libc.kill(pid, Libc.SIGKILL);
+                    Libc.waitpid(pid, true);
+                } catch (Libc.ErrnoException ignored) {
+                    // already gone
+                }
+            }
+            throw new IOException("cannot start " + launch.command().getFirst() + ": " + e.getMessage(), e);
         } catch (IOException | RuntimeException e) {
-            closeAll(out, err, wake);
+            closeAll(in, out, err, wake);
+            closeQuietly(stdin);
             throw e;
         }
     }
@@ -136,33 +160,67 @@ final class ManagedProcess {
         }
     }
 
-    /** Starts reading output and waiting for the exit; {@code onExit} runs once, before the end event goes out. */
-    void run(Consumer<ManagedProcess> onExit) {
-        Thread reader = Thread.ofPlatform().daemon().name("envd-process-" + pid + "-output")
-                .start(pty != null ? this::readPty : this::readPipes);
-        Thread.ofVirtual().name("envd-process-" + pid + "-wait").start(() -> awaitExit(reader, onExit));
+    private static void closeQuietly(OutputStream stream) {
+        if (stream != null) {
+            try {
+                stream.close();
+            } catch (IOException ignored) {
+                // nothing was written to it
+            }
+        }
     }
 
-    private void awaitExit(Thread reader, Consumer<ManagedProcess> onExit) {
+    /**
+     * Starts reading output and waiting for the exit; {@code onExit} runs once, before the end event goes out. In pipe
+     * mode one thread does both: it polls the output pipes and the pidfd, so the end follows the exit directly.
+     */
+    void run(Consumer<ManagedProcess> onExit) {
+        if (pty == null) {
+            if (pidfd < 0) {
+                Thread.ofPlatform().daemon().name("envd-process-" + pid + "-wait").stackSize(64 * 1024)
+                        .start(this::awaitExitWithoutPidfd);
+            }
+            Thread.ofPlatform().daemon().name("envd-process-" + pid + "-output")
+                    .start(() -> {
+                        int exitValue = readPipes();
+                        end(exitValue, onExit);
+                    });
+            return;
+        }
+        Thread reader = Thread.ofPlatform().daemon().name("envd-process-" + pid + "-output").start(this::readPty);
+        Thread.ofVirtual().name("envd-process-" + pid + "-wait").start(() -> awaitPtyExit(reader, onExit));
+    }
+
+    /** Old kernels: a blocking waitpid, then the wake pipe tells the reader. */
+    private void awaitExitWithoutPidfd() {
         int exitValue;
         try {
-            exitValue = process.waitFor();
+            exitValue = Libc.waitpid(pid, true);
+        } catch (Libc.ErrnoException e) {
+            System.err.println("envd: waiting for process " + pid + " failed: " + e.getMessage());
+            exitValue = -1;
+        }
+        waitedExitValue = exitValue;
+        Libc.writeByte(wake[1]);
+    }
+
+    private void awaitPtyExit(Thread reader, Consumer<ManagedProcess> onExit) {
+        int exitValue;
+        try {
+            exitValue = pty.waitFor();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return;
         }
         try {
-            if (pty == null) {
-                Libc.writeByte(wake[1]);
-                reader.join();
-                Libc.close(wake[0]);
-                Libc.close(wake[1]);
-            } else {
-                reader.join(PTY_READER_GRACE);
-            }
+            reader.join(PTY_READER_GRACE);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        end(exitValue, onExit);
+    }
+
+    private void end(int exitValue, Consumer<ManagedProcess> onExit) {
         closeStdinQuietly();
         ProcessEvent.EndEvent end = ExitStatus.endEvent(exitValue, signalsSent);
         try {
@@ -173,11 +231,13 @@ final class ManagedProcess {
         }
     }
 
-    private void readPipes() {
+    /** Publishes the output until the process exited and its pipes are drained; returns its exit value. */
+    private int readPipes() {
+        int exitValue = -1;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment pollfds = arena.allocate(Libc.POLLFD, 3);
             MemorySegment buffer = arena.allocate(CHUNK_BYTES);
-            int[] fds = {stdoutFd, stderrFd, wake[0]};
+            int[] fds = {stdoutFd, stderrFd, pidfd >= 0 ? pidfd : wake[0]};
             boolean exited = false;
             long drained = 0;
             while (fds[0] >= 0 || fds[1] >= 0) {
@@ -191,9 +251,10 @@ final class ManagedProcess {
                 if (ready == 0 && exited) {
                     break;
                 }
-                if (revents(pollfds, 2) != 0) {
+                if (fds[2] >= 0 && revents(pollfds, 2) != 0) {
                     exited = true;
                     fds[2] = -1;
+                    exitValue = pidfd >= 0 ? Libc.waitpid(pid, true) : waitedExitValue;
                 }
                 for (int i = 0; i < 2; i++) {
                     if (fds[i] < 0 || revents(pollfds, i) == 0) {
@@ -219,11 +280,35 @@ final class ManagedProcess {
             }
             Libc.close(fds[0]);
             Libc.close(fds[1]);
+            if (!exited) {
+                // Both pipes closed before the exit was seen (the process closed them itself): wait for it.
+                exitValue = pidfd >= 0 ? Libc.waitpid(pid, true) : awaitWake();
+            }
         } catch (Libc.ErrnoException e) {
             Libc.close(stdoutFd);
             Libc.close(stderrFd);
             System.err.println("envd: reading the output of process " + pid + " failed: " + e.getMessage());
+        } finally {
+            Libc.close(pidfd);
+            if (wake != null) {
+                Libc.close(wake[0]);
+                Libc.close(wake[1]);
+            }
         }
+        return exitValue;
+    }
+
+    /** Old kernels: blocks until the waiter thread saw the exit; its exit value. */
+    private int awaitWake() throws Libc.ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pollfd = arena.allocate(Libc.POLLFD);
+            pollfd.set(ValueLayout.JAVA_INT, 0, wake[0]);
+            pollfd.set(ValueLayout.JAVA_SHORT, 4, Libc.POLLIN);
+            while (Libc.poll(pollfd, 1, -1) == 0) {
+                // interrupted: poll again
+            }
+        }
+        return waitedExitValue;
     }
 
     private static short revents(MemorySegment pollfds, int index) {

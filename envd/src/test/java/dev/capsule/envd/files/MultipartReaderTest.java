@@ -65,6 +65,37 @@ class MultipartReaderTest {
     }
 
     @Test
+    void findsTheBoundaryInLargeContentFullOfNearMisses() throws IOException {
+        String boundary = "----formdata-undici-0123456789";
+        Random random = new Random(7);
+        java.io.ByteArrayOutputStream content = new java.io.ByteArrayOutputStream();
+        String delimiter = "\r\n--" + boundary;
+        while (content.size() < 300_000) {
+            if (random.nextInt(4) == 0) {
+                // a prefix of the delimiter that stops one byte short (or has its last byte changed)
+                int n = 1 + random.nextInt(delimiter.length() - 1);
+                content.writeBytes(delimiter.substring(0, n).getBytes(StandardCharsets.ISO_8859_1));
+                content.write('x');
+            } else {
+                byte[] noise = new byte[1 + random.nextInt(5000)];
+                random.nextBytes(noise);
+                content.writeBytes(noise);
+            }
+        }
+        byte[] expected = content.toByteArray();
+        java.io.ByteArrayOutputStream body = new java.io.ByteArrayOutputStream();
+        body.writeBytes(("--" + boundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n")
+                .getBytes(StandardCharsets.ISO_8859_1));
+        body.writeBytes(expected);
+        body.writeBytes(("\r\n--" + boundary + "--\r\n").getBytes(StandardCharsets.ISO_8859_1));
+        MultipartReader reader = new MultipartReader(new ByteArrayInputStream(body.toByteArray()), boundary);
+        MultipartReader.Part part = reader.next();
+        assertThat(part.filename()).isEqualTo("f");
+        assertThat(part.body().readAllBytes()).isEqualTo(expected);
+        assertThat(reader.next()).isNull();
+    }
+
+    @Test
     void skipsUnreadContent() throws IOException {
         String body = "--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n" + "z".repeat(200_000)
                 + "\r\n--x\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\nB\r\n--x--";

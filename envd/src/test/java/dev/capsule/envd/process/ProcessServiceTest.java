@@ -228,6 +228,22 @@ class ProcessServiceTest {
     }
 
     @Test
+    void aCommandGetsOnlyStdinStdoutAndStderrFromEnvd() throws Exception {
+        // A second process with open stdin first: its pipe must not leak into the next one.
+        ObjectNode cat = JSON.createObjectNode();
+        cat.set("process", process("/bin/cat"));
+        Stream other = stream("Start", cat, null, Map.of());
+        long otherPid = other.startPid();
+        // The shell's own fds: what /proc/$$/fd lists, apart from the one ls opens to read it (not the shell's).
+        Result r = start(process("/bin/sh", "-c", "ls /proc/$$/fd"), null).untilEnd();
+        assertThat(r.stdout().lines().toList()).containsExactlyInAnyOrder("0", "1", "2");
+
+        // Had the earlier command's stdin pipe leaked into this one's, cat would never see end of input.
+        assertThat(unary("CloseStdin", Map.of("process", Map.of("pid", otherPid))).status()).isEqualTo(200);
+        assertThat(other.untilEnd().end().path("status").asText()).isEqualTo("exit status 0");
+    }
+
+    @Test
     void streamInputFeedsStdin() throws Exception {
         ObjectNode req = JSON.createObjectNode();
         req.set("process", process("/bin/cat"));
