@@ -46,6 +46,10 @@ final class Procedure<I extends Message, O extends Message> {
         String declared = request.getHeader("Content-Length");
         if (declared != null && declared.chars().allMatch(Character::isDigit) && declared.length() < 19
                 && Long.parseLong(declared) > limit) {
+            // Read and drop whatever of the body still arrives: on HTTP/2, unread bytes would hold the connection's
+            // flow-control window and stall the other streams on it.
+            request.handler(chunk -> { });
+            request.exceptionHandler(e -> { });
             tooLarge(call);
             return;
         }
