@@ -68,6 +68,7 @@ public final class WarmPool implements AutoCloseable {
     private final AtomicLong hits = new AtomicLong();
     private final AtomicLong misses = new AtomicLong();
     private final AtomicLong startFailures = new AtomicLong();
+    private final AtomicLong warmupFailures = new AtomicLong();
     private volatile RuntimeFailure lastFailure;
     private boolean closed;
 
@@ -147,6 +148,11 @@ public final class WarmPool implements AutoCloseable {
     /** Background starts that failed (each retried after a growing pause). */
     public long startFailures() {
         return startFailures.get();
+    }
+
+    /** Pooled sandboxes whose envd did not run the warm-up command (they are pooled all the same, only slower). */
+    public long warmupFailures() {
+        return warmupFailures.get();
     }
 
     /** The last background start failure, for health reporting; empty if none happened. */
@@ -238,6 +244,9 @@ public final class WarmPool implements AutoCloseable {
                     started = runtime.start(new SandboxSpec(SandboxIds.newId(), target.templateId(), target.resources(),
                             NetworkPolicy.OPEN));
                     backoff = FIRST_BACKOFF;
+                    if (!EnvdWarmup.run(started)) {
+                        warmupFailures.incrementAndGet();
+                    }
                 } catch (RuntimeException e) {
                     startFailures.incrementAndGet();
                     lastFailure = e instanceof RuntimeFailure failure ? failure

@@ -99,6 +99,7 @@ class WarmPoolTest {
         assertThat(pool.take("nosuchtemplate")).isEmpty();
         assertThat(pool.misses()).isEqualTo(1);
         assertThat(pool.startFailures()).isZero();
+        assertThat(pool.warmupFailures()).as("every pooled envd ran its warm-up command").isZero();
         await().atMost(Duration.ofMinutes(3)).until(() -> pool.idle("base") == 2);
 
         // pool sandboxes are the driver's like any other; closing the pool destroys only its idle ones
