@@ -80,23 +80,7 @@ export function hostGet(host, path = '/', { timeoutMs = 10_000 } = {}) {
   })
 }
 
-/** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */
-export async function waitFor(what, check, { timeoutMs = 20_000, intervalMs = 100 } = {}) {
-  const deadline = Date.now() + timeoutMs
-  let last
-  for (;;) {
-    try {
-      last = await check()
-      if (last) return last
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`)
-    }
-    await sleep(intervalMs)
-  }
-}
+export { waitFor } from '../tests/helpers.mjs'
 
 const run = promisify(execFile)
 

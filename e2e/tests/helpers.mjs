@@ -35,7 +35,7 @@ export async function debugSandbox() {
 }
 
 /** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */
-export async function waitFor(what, check, { timeoutMs = 15000, intervalMs = 50 } = {}) {
+export async function waitFor(what, check, { timeoutMs = 20_000, intervalMs = 50 } = {}) {
   const deadline = Date.now() + timeoutMs
   let last
   for (;;) {
