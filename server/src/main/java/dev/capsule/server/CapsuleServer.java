@@ -62,8 +62,9 @@ public final class CapsuleServer implements AutoCloseable {
     static String pauseModeNote(SandboxRuntime runtime) {
         return switch (runtime.pauseMode()) {
             case "freeze" -> "pause mode: freeze (a paused sandbox's processes are frozen in their cgroup and its"
-                    + " memory stays in RAM; CRIU checkpointing to disk is not used: it cannot checkpoint on this"
-                    + " host); GET /health reports it in the Capsule-Pause-Mode header";
+                    + " memory stays in RAM; hibernating to disk with CRIU is not done: CRIU could not checkpoint on"
+                    + " the hosts measured and its start-up self-test does not exist yet); GET /health reports it in"
+                    + " the Capsule-Pause-Mode header";
             case "none" -> "pause mode: none (the " + runtime.name() + " driver cannot pause sandboxes)";
             default -> "pause mode: " + runtime.pauseMode();
         };
