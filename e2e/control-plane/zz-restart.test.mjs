@@ -41,3 +41,20 @@ test('sandboxes survive a server restart, stay reachable and still expire', asyn
   assert.equal(await keeper.isRunning(), true)
   assert.equal(await keeper.kill(), true)
 })
+
+test('a paused sandbox survives a server restart as paused and resumes afterwards', async () => {
+  const sandbox = await create({ timeoutMs: 600_000 })
+  await sandbox.files.write('paused-over-restart.txt', 'kept')
+  await sandbox.commands.run('python3 -m http.server 8001', { background: true })
+  await waitFor('the user server', async () => (await hostGet(sandbox.getHost(8001))).status === 200)
+  assert.equal(await sandbox.pause(), true)
+
+  await restartServer()
+
+  assert.equal((await Sandbox.getInfo(sandbox.sandboxId)).state, 'paused')
+  assert.equal(await sandbox.isRunning(), false)
+  const resumed = await Sandbox.connect(sandbox.sandboxId, { timeoutMs: 120_000 })
+  assert.equal(await resumed.files.read('paused-over-restart.txt'), 'kept')
+  assert.equal((await hostGet(resumed.getHost(8001))).status, 200, 'the process started before the pause still serves')
+  assert.equal(await resumed.kill(), true)
+})

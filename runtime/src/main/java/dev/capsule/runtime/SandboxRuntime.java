@@ -27,12 +27,41 @@ public interface SandboxRuntime extends AutoCloseable {
     /** Replaces the sandbox's egress policy while it runs. */
     void applyNetworkPolicy(String sandboxId, NetworkPolicy policy);
 
+    /**
+     * Pauses the sandbox with its memory: on return its filesystem changes are durable on disk and its processes
+     * are frozen (memory kept, no CPU used). Pausing a paused sandbox does nothing. How memory is kept is the
+     * driver's {@link #pauseMode()}.
+     *
+     * @throws RuntimeFailure the sandbox does not exist or could not be paused; it is left running
+     */
+    default void pause(String sandboxId) {
+        throw new RuntimeFailure("the " + name() + " driver cannot pause sandboxes");
+    }
+
+    /**
+     * Resumes a paused sandbox where it stopped: its processes continue from their state at the pause. Resuming a
+     * running sandbox does nothing.
+     *
+     * @throws RuntimeFailure the sandbox does not exist or could not be resumed
+     */
+    default void resume(String sandboxId) {
+        throw new RuntimeFailure("the " + name() + " driver cannot resume sandboxes");
+    }
+
+    /**
+     * How {@link #pause} keeps a sandbox's memory on this host, for logs and {@code /health}: e.g. {@code freeze}
+     * (processes frozen in RAM) or {@code none} when the driver cannot pause.
+     */
+    default String pauseMode() {
+        return "none";
+    }
+
     /** Stops the sandbox and releases everything it held (processes, mounts, disk, network); idempotent. */
     void destroy(String sandboxId);
 
     /**
-     * The usable sandboxes of this driver found on the host — running, with their network — e.g. after a server
-     * restart, so that the server re-adopts the ones it knows. Sandboxes still being started by this instance are
+     * The usable sandboxes of this driver found on the host — running or paused, with their network — e.g. after a
+     * server restart, so that the server re-adopts the ones it knows; {@link SandboxInstance#paused()} says which. Sandboxes still being started by this instance are
      * not listed. Changes nothing on the host.
      */
     List<SandboxInstance> discover();

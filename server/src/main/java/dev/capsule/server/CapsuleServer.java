@@ -58,6 +58,18 @@ public final class CapsuleServer implements AutoCloseable {
         this.pool = pool;
     }
 
+    /** What the log says at start-up about how paused sandboxes keep their memory on this host. */
+    static String pauseModeNote(SandboxRuntime runtime) {
+        return switch (runtime.pauseMode()) {
+            case "freeze" -> "pause mode: freeze (a paused sandbox's processes are frozen in their cgroup and its"
+                    + " memory stays in RAM; hibernating to disk with CRIU is not done: CRIU could not checkpoint on"
+                    + " the hosts measured and its start-up self-test does not exist yet); GET /health reports it in"
+                    + " the Capsule-Pause-Mode header";
+            case "none" -> "pause mode: none (the " + runtime.name() + " driver cannot pause sandboxes)";
+            default -> "pause mode: " + runtime.pauseMode();
+        };
+    }
+
     /** Starts everything and returns once the port is listening; prints the API key on a first start. */
     public static CapsuleServer start(Config config, SandboxRuntime runtime) {
         try {
@@ -80,6 +92,7 @@ public final class CapsuleServer implements AutoCloseable {
             lifecycle = new SandboxLifecycle(store, runtime, new EnvdClient(Duration.ofSeconds(10)), Clock.systemUTC(),
                     config.defaultTimeout(), config.maxTimeout());
             lifecycle.recover();
+            System.getLogger(CapsuleServer.class.getName()).log(System.Logger.Level.INFO, pauseModeNote(runtime));
             pool = warmPool(config, store, runtime);
             lifecycle.useWarmPool(pool);
 

@@ -13,6 +13,7 @@ import dev.capsule.runtime.UnknownTemplate;
 import dev.capsule.runtime.bundle.BundleCache;
 import dev.capsule.runtime.bundle.BundleInputs;
 import dev.capsule.runtime.bundle.RuntimeBundle;
+import dev.capsule.runtime.host.Command;
 import dev.capsule.runtime.host.HostLock;
 import dev.capsule.runtime.network.SandboxNetwork;
 import dev.capsule.runtime.network.SandboxNetworks;
@@ -298,6 +299,77 @@ public final class OciRuntime implements SandboxRuntime {
         writeMetadata(new Metadata(sandboxId, metadata.templateId(), metadata.startedAt(), policy));
     }
 
+    /**
+     * What {@link #pauseMode()} answers: CRIU cannot checkpoint on the hosts we measured (OCI-NOTES.md), so memory
+     * stays in RAM under a frozen cgroup; hibernating to disk with CRIU after a start-up self-test comes later.
+     */
+    public static final String PAUSE_MODE = "freeze";
+
+    @Override
+    public String pauseMode() {
+        return PAUSE_MODE;
+    }
+
+    /**
+     * Freezes the sandbox's cgroup (runc pause: the v1 freezer or cgroup.freeze on v2), then flushes its upper
+     * dir's file system (syncfs). Freezing first means no write can land after the flush, so everything the
+     * sandbox wrote before the pause is on disk when this returns. If the flush fails the sandbox is thawed again.
+     */
+    @Override
+    public void pause(String sandboxId) {
+        requireId(sandboxId);
+        ContainerState.Status status = status(sandboxId);
+        if (status == ContainerState.Status.RUNNING) {
+            try {
+                runc.pause(sandboxId);
+            } catch (RuntimeException e) {
+                throw new RuntimeFailure("cannot freeze sandbox " + sandboxId + ": " + e.getMessage(), e);
+            }
+        } else if (status != ContainerState.Status.PAUSED) {
+            throw new RuntimeFailure("cannot pause sandbox " + sandboxId + ": it is " + status.name().toLowerCase(java.util.Locale.ROOT)
+                    + ", not running");
+        }
+        Path upper = runc.directory(sandboxId).upper();
+        var flushed = Command.run(List.of("sync", "-f", upper.toString()), 60);
+        if (!flushed.ok()) {
+            RuntimeFailure failure = new RuntimeFailure("cannot flush the files of sandbox " + sandboxId + " ("
+                    + upper + ") to disk: " + flushed.stderr().strip() + "; the sandbox was left running");
+            try {
+                runc.resume(sandboxId);
+            } catch (RuntimeException e) {
+                failure.addSuppressed(e);
+            }
+            throw failure;
+        }
+    }
+
+    @Override
+    public void resume(String sandboxId) {
+        requireId(sandboxId);
+        ContainerState.Status status = status(sandboxId);
+        if (status == ContainerState.Status.RUNNING) {
+            return;
+        }
+        if (status != ContainerState.Status.PAUSED) {
+            throw new RuntimeFailure("cannot resume sandbox " + sandboxId + ": it is " + status.name().toLowerCase(java.util.Locale.ROOT)
+                    + " (its memory was not kept); kill it and create a new one");
+        }
+        try {
+            runc.resume(sandboxId);
+        } catch (RuntimeException e) {
+            throw new RuntimeFailure("cannot thaw sandbox " + sandboxId + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** runc's status of the sandbox; STOPPED when runc does not know it. */
+    private ContainerState.Status status(String id) {
+        try {
+            return runc.state(id).map(ContainerState::status).orElse(ContainerState.Status.STOPPED);
+        } catch (RuntimeException e) {
+            throw new RuntimeFailure("cannot read the state of sandbox " + id + ": " + e.getMessage(), e);
+        }
+    }
+
     @Override
     public void destroy(String sandboxId) {
         requireId(sandboxId);
@@ -327,14 +399,24 @@ public final class OciRuntime implements SandboxRuntime {
     public List<SandboxInstance> discover() {
         List<SandboxInstance> found = new ArrayList<>();
         for (String id : runc.list()) {
-            if (starting.contains(id) || !isRunning(id)) {
+            if (starting.contains(id)) {
+                continue;
+            }
+            Optional<ContainerState.Status> status;
+            try {
+                status = runc.state(id).map(ContainerState::status);
+            } catch (RuntimeException e) {
+                continue;
+            }
+            boolean paused = status.equals(Optional.of(ContainerState.Status.PAUSED));
+            if (!paused && !status.equals(Optional.of(ContainerState.Status.RUNNING))) {
                 continue;
             }
             Optional<Metadata> metadata = readMetadata(id);
             Optional<SandboxNetwork> network = networks.find(id);
             if (metadata.isPresent() && network.isPresent()) {
                 found.add(new SandboxInstance(id, metadata.get().templateId(), network.get().address(),
-                        metadata.get().startedAt()));
+                        metadata.get().startedAt(), paused));
             }
         }
         return found;

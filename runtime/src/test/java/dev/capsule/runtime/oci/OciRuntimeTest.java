@@ -13,6 +13,7 @@ import dev.capsule.runtime.host.Mounts;
 import dev.capsule.runtime.network.HostNet;
 import dev.capsule.runtime.network.Ipv4Cidr;
 import dev.capsule.runtime.network.NetworkConfig;
+import org.awaitility.Awaitility;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -229,6 +230,60 @@ public class OciRuntimeTest {
         restarted.destroy(kept.sandboxId());
         restarted.destroy(kept.sandboxId()); // idempotent
         assertThat(restarted.discover()).isEmpty();
+    }
+
+    @Test
+    void pauseFreezesProcessesWithTheirMemoryAndResumeContinuesThem() throws Exception {
+        SandboxInstance sandbox = start(NetworkPolicy.OPEN);
+        String id = sandbox.sandboxId();
+        EnvdClient envd = new EnvdClient(sandbox);
+        Path upper = dataDir.resolve("sandboxes/" + id + "/upper/home/user");
+        // a counter kept only in the shell's memory, written out on each tick
+        envd.run("setsid bash -c 'i=0; while true; do i=$((i+1)); echo $i > /home/user/count.tmp;"
+                + " mv /home/user/count.tmp /home/user/count; sleep 0.02; done' >/dev/null 2>&1 < /dev/null &");
+        assertThat(envd.upload("/home/user/before-pause.txt", "kept".getBytes(StandardCharsets.UTF_8))).isEqualTo(200);
+        Awaitility.await().until(() -> count(upper) > 5);
+
+        runtime.pause(id);
+        runtime.pause(id); // pausing a paused sandbox does nothing
+        assertThat(Files.readString(upper.resolve("before-pause.txt"))).as("on disk while paused").isEqualTo("kept");
+        String cgroup = RuncRuntime.DEFAULT_CGROUP_PARENT + "/" + id;
+        if (Cgroups.detect() != Cgroups.Mode.V2) {
+            assertThat(Cgroups.read(cgroup, "freezer.state")).hasValueSatisfying(v -> assertThat(v).contains("FROZEN"));
+        }
+        long paused = count(upper);
+        Thread.sleep(300); // long enough for about 15 ticks, had the loop not been frozen
+        assertThat(count(upper)).as("the counter does not advance while paused").isEqualTo(paused);
+        // a restarted driver sees it as paused
+        OciRuntime restarted = new OciRuntime(config.withDirectories(dataDir, TestEnvironment.cacheDir()));
+        try {
+            assertThat(restarted.discover()).extracting(SandboxInstance::paused).containsExactly(true);
+        } finally {
+            restarted.close();
+        }
+
+        runtime.resume(id);
+        runtime.resume(id); // resuming a running sandbox does nothing
+        Awaitility.await().until(() -> count(upper) > paused);
+        assertThat(count(upper)).as("continues from its count, not from zero").isGreaterThan(paused);
+        assertThat(new String(envd.download("/home/user/before-pause.txt"), StandardCharsets.UTF_8)).isEqualTo("kept");
+        assertThat(runtime.discover()).extracting(SandboxInstance::paused).containsExactly(false);
+
+        // a paused sandbox can be destroyed; the after-each check proves nothing is left
+        runtime.pause(id);
+        runtime.destroy(id);
+        assertThat(runtime.discover()).isEmpty();
+        assertThatThrownBy(() -> runtime.resume(id)).isInstanceOf(RuntimeFailure.class).hasMessageContaining(id);
+        assertThatThrownBy(() -> runtime.pause(id)).isInstanceOf(RuntimeFailure.class).hasMessageContaining(id);
+    }
+
+    private static long count(Path home) {
+        try {
+            String text = Files.readString(home.resolve("count")).strip();
+            return text.isEmpty() ? 0 : Long.parseLong(text);
+        } catch (IOException | NumberFormatException e) {
+            return 0;
+        }
     }
 
     @Test

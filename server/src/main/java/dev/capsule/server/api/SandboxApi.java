@@ -55,7 +55,9 @@ public final class SandboxApi {
 
     public Router router(Vertx vertx) {
         Router r = Router.router(vertx);
-        r.get("/health").handler(ctx -> ctx.response().setStatusCode(204).end());
+        // The header says how pause keeps memory on this host (e.g. "freeze": frozen in RAM, no CRIU checkpoint).
+        r.get("/health").handler(ctx -> ctx.response().setStatusCode(204)
+                .putHeader("Capsule-Pause-Mode", lifecycle.pauseMode()).end());
         r.route().handler(BodyHandler.create(false).setBodyLimit(MAX_BODY_BYTES));
         r.route().handler(this::authenticate);
         r.post("/sandboxes").handler(ctx -> create(ctx, false));
@@ -70,6 +72,8 @@ public final class SandboxApi {
         }));
         r.post("/sandboxes/:id/connect").handler(ctx -> connect(ctx, false));
         r.post("/v2/sandboxes/:id/connect").handler(ctx -> connect(ctx, true));
+        r.post("/sandboxes/:id/pause").handler(this::pause);
+        r.post("/sandboxes/:id/resume").handler(this::resumeDeprecated);
         r.post("/sandboxes/:id/timeout").handler(this::setTimeout);
         r.post("/sandboxes/:id/refreshes").handler(this::refresh);
         r.route().last().handler(ctx -> send(ctx, Reply.error(404, "no endpoint " + ctx.request().method() + " "
@@ -120,6 +124,9 @@ public final class SandboxApi {
             if (resume && !Boolean.TRUE.equals(autoPause)) {
                 throw Bodies.bad("autoResume needs autoPause: true (a sandbox that is killed at its timeout cannot be resumed)");
             }
+            if (Boolean.TRUE.equals(autoPause) && Boolean.FALSE.equals(autoPauseMemory)) {
+                throw new ApiError(400, SandboxLifecycle.filesystemOnlyRefused().getMessage());
+            }
             Boolean internet = Bodies.optionalBoolean(body, "allow_internet_access");
             JsonObject network = Bodies.optionalObject(body, "network");
             List<String> allowOut = network == null ? List.of() : Bodies.stringList(network, "allowOut");
@@ -140,18 +147,55 @@ public final class SandboxApi {
         JsonObject body = jsonBody(ctx, !v2);
         if (body == null) return;
         Duration timeout;
+        boolean memory;
         try {
             Long seconds = Bodies.optionalInteger(body, "timeout");
             if (seconds == null && !v2) throw Bodies.bad("'timeout' (seconds) is required, e.g. {\"timeout\": 300}");
             timeout = seconds == null ? lifecycle.defaultTimeout() : Duration.ofSeconds(seconds);
+            memory = !Boolean.FALSE.equals(Bodies.optionalBoolean(body, "memory"));
         } catch (ApiError e) {
             send(ctx, Reply.error(e.status, e.getMessage()));
             return;
         }
         run(ctx, () -> {
-            var connected = lifecycle.connect(ctx.pathParam("id"), timeout);
+            var connected = lifecycle.connect(ctx.pathParam("id"), timeout, memory);
             return Reply.json(connected.resumed() ? 201 : 200, SandboxJson.sandbox(connected.sandbox(), domain));
         });
+    }
+
+    private void pause(RoutingContext ctx) {
+        JsonObject body = jsonBody(ctx, false);
+        if (body == null) return;
+        boolean memory;
+        try {
+            memory = !Boolean.FALSE.equals(Bodies.optionalBoolean(body, "memory"));
+        } catch (ApiError e) {
+            send(ctx, Reply.error(e.status, e.getMessage()));
+            return;
+        }
+        run(ctx, () -> {
+            lifecycle.pause(ctx.pathParam("id"), memory);
+            return Reply.empty(204);
+        });
+    }
+
+    /** Deprecated {@code POST /sandboxes/{id}/resume}: {@code {timeout = 15, autoPause, memory}}; 409 if running. */
+    private void resumeDeprecated(RoutingContext ctx) {
+        JsonObject body = jsonBody(ctx, false);
+        if (body == null) return;
+        Duration timeout;
+        try {
+            Long seconds = Bodies.optionalInteger(body, "timeout");
+            timeout = Duration.ofSeconds(seconds == null ? 15 : seconds);
+            Bodies.optionalBoolean(body, "autoPause"); // accepted for compatibility; the create request's setting stays
+            if (Boolean.FALSE.equals(Bodies.optionalBoolean(body, "memory"))) {
+                throw new ApiError(400, SandboxLifecycle.filesystemOnlyRefused().getMessage());
+            }
+        } catch (ApiError e) {
+            send(ctx, Reply.error(e.status, e.getMessage()));
+            return;
+        }
+        run(ctx, () -> Reply.json(201, SandboxJson.sandbox(lifecycle.resume(ctx.pathParam("id"), timeout), domain)));
     }
 
     private void setTimeout(RoutingContext ctx) {

@@ -33,8 +33,9 @@ import java.util.regex.Pattern;
 /**
  * Sandbox traffic on the API's port: a request with {@code E2b-Sandbox-Id} + {@code E2b-Sandbox-Port}, or with Host
  * {@code <port>-<sandboxId>.<domain>}, is proxied to that port at the sandbox's address — bodies streamed both ways
- * with back-pressure (nothing is buffered whole), WebSocket upgrades bridged frame by frame. Unknown, killed or
- * paused sandboxes and closed ports answer 502 {@code {"sandboxId","message","code":502}}, which the SDKs read as
+ * with back-pressure (nothing is buffered whole), WebSocket upgrades bridged frame by frame. A paused sandbox
+ * created with autoResume is resumed first while the request waits. Unknown, killed or other paused sandboxes
+ * and closed ports answer 502 {@code {"sandboxId","message","code":502}}, which the SDKs read as
  * "not running".
  */
 public final class Gateway {
@@ -148,8 +149,11 @@ public final class Gateway {
     }
 
     private void forward(HttpServerRequest req, Target target, Route route) {
+        if (route.state() == SandboxState.PAUSED && route.autoResume()) {
+            wake(req, target);
+            return;
+        }
         if (route.state() != SandboxState.RUNNING) {
-            // Hook for the persistence issue: with autoResume, resume here and then forward.
             respond(req, 502, target.sandboxId(), "sandbox '" + target.sandboxId() + "' is " + route.state().wire()
                     + "; resume it with Sandbox.connect() before sending it traffic");
             return;
@@ -186,6 +190,36 @@ public final class Gateway {
                     return;
                 }
                 relayResponse(req, res.result());
+            });
+        });
+    }
+
+    /**
+     * Resumes a paused sandbox created with autoResume (on a virtual thread; the request waits, its body held back)
+     * and then forwards the request to it.
+     */
+    private void wake(HttpServerRequest req, Target target) {
+        req.pause();
+        Context vc = Vertx.currentContext();
+        workers.execute(() -> {
+            Optional<Route> route;
+            try {
+                route = lifecycle.wakeForTraffic(target.sandboxId());
+            } catch (RuntimeException e) {
+                vc.runOnContext(v -> respond(req, 502, target.sandboxId(), "sandbox '" + target.sandboxId()
+                        + "' is paused and could not be resumed: " + e.getMessage()));
+                return;
+            }
+            vc.runOnContext(v -> {
+                if (route.isEmpty()) {
+                    respond(req, 502, target.sandboxId(), "sandbox '" + target.sandboxId()
+                            + "' not found: it was killed, timed out or never existed");
+                } else if (route.get().state() != SandboxState.RUNNING) {
+                    respond(req, 502, target.sandboxId(), "sandbox '" + target.sandboxId() + "' is "
+                            + route.get().state().wire() + "; resume it with Sandbox.connect() before sending it traffic");
+                } else {
+                    forward(req, target, route.get());
+                }
             });
         });
     }

@@ -38,11 +38,14 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
 
 /**
- * The one owner of every sandbox's state machine: creating → running → (paused, with the persistence issue) →
- * killed (row gone). Every transition — create, connect, timeout changes, kill, expiry, restart recovery — runs
+ * The one owner of every sandbox's state machine: creating → running ⇄ paused → killed (row gone). Every transition — create, connect, timeout changes, kill, expiry, restart recovery — runs
  * under that sandbox's lock and writes the store before it returns, so concurrent calls cannot leave a sandbox
  * half-done: a kill during a create waits for the create and then kills; a failed create destroys what it started
  * and deletes its row. Also keeps the gateway's route cache coherent, because only this class changes a route.
+ *
+ * <p>A paused sandbox has no timer: paused time does not count against its timeout, and resuming gives it a fresh
+ * one. The driver pauses first and the row follows, so a crash in between leaves a row that restart recovery
+ * makes the host agree with ({@link #recover()}).
  *
  * <p>All methods block (store, driver, envd): call them from virtual threads.
  */
@@ -164,14 +167,25 @@ public final class SandboxLifecycle implements AutoCloseable {
     /** The result of a connect: the sandbox, and whether it had to be resumed (201) rather than found running (200). */
     public record Connected(SandboxRecord sandbox, boolean resumed) {}
 
-    /** Connects to a running sandbox, extending (never shortening) its timeout to at least now + {@code timeout}. */
+    /**
+     * Connects to a sandbox: a paused one is resumed with a fresh timeout of {@code timeout}; a running one has its
+     * timeout extended (never shortened) to at least now + {@code timeout}.
+     */
     public Connected connect(String id, Duration timeout) {
+        return connect(id, timeout, true);
+    }
+
+    /** As {@link #connect(String, Duration)}; {@code memory} false (resume by cold boot) is refused for paused ones. */
+    public Connected connect(String id, Duration timeout, boolean memory) {
         checkTimeout(timeout);
         return locked(id, () -> {
             SandboxRecord s = find(id);
             if (s.state() == SandboxState.PAUSED) {
-                // Hook for the persistence issue: resume here and answer 201.
-                throw new Conflict("sandbox '" + id + "' is paused and this server cannot resume sandboxes yet; kill it and create a new one");
+                if (!memory) {
+                    throw new InvalidRequest("resuming by cold boot (memory: false / onResume: 'reboot') is not"
+                            + " supported by this server yet; connect without it to resume with memory");
+                }
+                return new Connected(resumeLocked(s, timeout), true);
             }
             Instant wanted = clock.instant().plus(timeout);
             if (wanted.isAfter(s.endAt())) {
@@ -179,6 +193,114 @@ public final class SandboxLifecycle implements AutoCloseable {
             }
             return new Connected(s, false);
         });
+    }
+
+    /**
+     * Pauses a running sandbox, keeping its memory (the driver's {@link SandboxRuntime#pauseMode()}), after making
+     * its files durable; its timer stops. {@code memory} false (filesystem only) is refused for now.
+     *
+     * @throws Conflict it is already paused
+     */
+    public void pause(String id, boolean memory) {
+        if (!memory) throw filesystemOnlyRefused();
+        locked(id, () -> {
+            SandboxRecord s = find(id);
+            if (s.state() == SandboxState.PAUSED) {
+                throw new Conflict("sandbox '" + id + "' is already paused; resume it with Sandbox.connect()");
+            }
+            return pauseLocked(s);
+        });
+    }
+
+    /**
+     * Resumes a paused sandbox (the deprecated {@code POST /sandboxes/{id}/resume}) with a fresh timeout.
+     *
+     * @throws Conflict it is running
+     */
+    public SandboxRecord resume(String id, Duration timeout) {
+        checkTimeout(timeout);
+        return locked(id, () -> {
+            SandboxRecord s = find(id);
+            if (s.state() != SandboxState.PAUSED) {
+                throw new Conflict("sandbox '" + id + "' is already running; connect to it with Sandbox.connect()");
+            }
+            return resumeLocked(s, timeout);
+        });
+    }
+
+    /**
+     * For gateway traffic to a paused sandbox: resumes it when it was created with {@code autoResume}, with a fresh
+     * default timeout. Returns its route afterwards (still paused without autoResume); empty if it is gone.
+     */
+    public Optional<Route> wakeForTraffic(String id) {
+        if (!isSandboxId(id)) return Optional.empty();
+        return locked(id, () -> {
+            Optional<SandboxRecord> found = store.findSandbox(id).filter(s -> s.state() != SandboxState.CREATING);
+            if (found.isEmpty()) return Optional.empty();
+            SandboxRecord s = found.get();
+            if (s.state() == SandboxState.PAUSED && s.lifecycle().autoResume()) {
+                s = resumeLocked(s, defaultTimeout);
+            }
+            return Optional.of(routeOf(s));
+        });
+    }
+
+    /** How paused sandboxes keep their memory on this host (the driver's pause mode). */
+    public String pauseMode() {
+        return runtime.pauseMode();
+    }
+
+    public static InvalidRequest filesystemOnlyRefused() {
+        return new InvalidRequest("pausing without memory (memory: false / keepMemory: false / autoPauseMemory: false)"
+                + " is not supported by this server yet; pause with memory (the default)");
+    }
+
+    private SandboxRecord pauseLocked(SandboxRecord s) {
+        cancelTimer(s.id());
+        // Routed as paused before the freeze, so no new request is sent into a sandbox that is freezing.
+        routes.put(s.id(), new Route(s.id(), SandboxState.PAUSED, parseAddress(s.address()), s.lifecycle().autoResume()));
+        try {
+            runtime.pause(s.id());
+        } catch (RuntimeException e) {
+            routes.put(s.id(), routeOf(s));
+            arm(s.id(), s.endAt());
+            throw new DriverFailure("could not pause sandbox '" + s.id() + "': " + e.getMessage()
+                    + "; it is still running, retry the pause or check the server log", e);
+        }
+        try {
+            store.updateSandbox(s.id(), SandboxState.PAUSED, s.address(), s.endAt());
+        } catch (RuntimeException e) {
+            try {
+                runtime.resume(s.id());
+            } catch (RuntimeException thaw) {
+                e.addSuppressed(thaw);
+            }
+            routes.put(s.id(), routeOf(s));
+            arm(s.id(), s.endAt());
+            throw e;
+        }
+        event(s.id(), "sandbox.lifecycle.paused", null);
+        return s.withState(SandboxState.PAUSED);
+    }
+
+    private SandboxRecord resumeLocked(SandboxRecord s, Duration timeout) {
+        try {
+            runtime.resume(s.id());
+        } catch (RuntimeException e) {
+            throw new DriverFailure("could not resume sandbox '" + s.id() + "': " + e.getMessage()
+                    + "; it stays paused, retry or kill it", e);
+        }
+        Instant endAt = clock.instant().plus(timeout);
+        store.updateSandbox(s.id(), SandboxState.RUNNING, s.address(), endAt);
+        SandboxRecord running = s.withState(SandboxState.RUNNING).withEndAt(endAt);
+        routes.put(s.id(), routeOf(running));
+        arm(s.id(), endAt);
+        event(s.id(), "sandbox.lifecycle.resumed", null);
+        return running;
+    }
+
+    private static Route routeOf(SandboxRecord s) {
+        return new Route(s.id(), s.state(), parseAddress(s.address()), s.lifecycle().autoResume());
     }
 
     /** Sets the sandbox's end to now + {@code timeout}; this may shorten it. */
@@ -256,8 +378,8 @@ public final class SandboxLifecycle implements AutoCloseable {
         return locked(id, () -> store.findSandbox(id)
                 .filter(s -> s.state() != SandboxState.CREATING && s.address() != null)
                 .map(s -> {
-                    Route r = new Route(s.id(), s.state(), parseAddress(s.address()), s.lifecycle().autoResume());
-                    if (s.state() == SandboxState.RUNNING) routes.put(id, r);
+                    Route r = routeOf(s);
+                    routes.put(id, r);
                     return r;
                 }));
     }
@@ -293,7 +415,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         if (t != null) t.cancel(false);
     }
 
-    /** Runs at a sandbox's end time: kills it (or, with autoPause, will pause it) unless it was extended since. */
+    /** Runs at a sandbox's end time: kills it (or, with autoPause, pauses it) unless it was extended since. */
     private void expire(String id) {
         try {
             locked(id, () -> {
@@ -305,11 +427,10 @@ public final class SandboxLifecycle implements AutoCloseable {
                     return null;
                 }
                 if (s.lifecycle().pauseOnTimeout()) {
-                    // Hook for the persistence issue: pause instead. Until then the sandbox is killed.
-                    LOG.log(System.Logger.Level.INFO, "sandbox " + id + " asked to pause on timeout; pausing is not"
-                            + " available yet, killing it");
+                    pauseLocked(s);
+                } else {
+                    killLocked(s);
                 }
-                killLocked(s);
                 return null;
             });
         } catch (RuntimeException e) {
@@ -324,7 +445,10 @@ public final class SandboxLifecycle implements AutoCloseable {
      * Reconciles the store with what the driver finds on the host after a (re)start: running sandboxes it knows are
      * adopted (route cached, timer re-armed, address refreshed); rows whose sandbox is gone, or that were left
      * half-created, are deleted; sandboxes on the host without a row are destroyed. Rows of another driver are left
-     * alone. Paused rows are kept (nothing of theirs runs).
+     * alone. Paused sandboxes are adopted as paused (no timer). Where a crash interrupted a pause or a resume, the
+     * host is made to match the row (the last state a caller was told): a row running over a frozen sandbox thaws
+     * it, a paused row over a running sandbox freezes it. A paused row whose sandbox is gone from the host (its
+     * memory lost, e.g. by a reboot) is kept: its files may remain, and kill removes it.
      */
     public void recover() {
         Map<String, SandboxInstance> onHost = new HashMap<>();
@@ -342,11 +466,26 @@ public final class SandboxLifecycle implements AutoCloseable {
                     LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " is gone from the host; removing its row");
                     store.deleteSandbox(s.id());
                     event(s.id(), "sandbox.lifecycle.killed", null);
-                } else if (s.state() == SandboxState.RUNNING) {
+                } else if (s.state() == SandboxState.PAUSED && live == null) {
+                    LOG.log(System.Logger.Level.WARNING, "paused sandbox " + s.id() + " is gone from the host (its"
+                            + " memory was not kept); keeping its row, resuming it will fail until cold resume exists");
+                } else {
+                    try {
+                        if (s.state() == SandboxState.RUNNING && live.paused()) {
+                            LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " was left frozen by an interrupted pause; thawing it");
+                            runtime.resume(s.id());
+                        } else if (s.state() == SandboxState.PAUSED && !live.paused()) {
+                            LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " was left running by an interrupted resume; pausing it");
+                            runtime.pause(s.id());
+                        }
+                    } catch (RuntimeException e) {
+                        LOG.log(System.Logger.Level.WARNING, "could not bring sandbox " + s.id() + " to its recorded state "
+                                + s.state().wire(), e);
+                    }
                     String address = live.address().getHostAddress();
                     if (!address.equals(s.address())) store.updateSandbox(s.id(), s.state(), address, s.endAt());
-                    routes.put(s.id(), new Route(s.id(), SandboxState.RUNNING, live.address(), s.lifecycle().autoResume()));
-                    arm(s.id(), s.endAt()); // an end time already past fires at once
+                    routes.put(s.id(), new Route(s.id(), s.state(), live.address(), s.lifecycle().autoResume()));
+                    if (s.state() == SandboxState.RUNNING) arm(s.id(), s.endAt()); // an end time already past fires at once
                 }
                 return null;
             });

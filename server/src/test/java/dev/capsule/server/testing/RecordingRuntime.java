@@ -52,6 +52,32 @@ public final class RecordingRuntime implements SandboxRuntime {
     @Override
     public void applyNetworkPolicy(String sandboxId, NetworkPolicy policy) {}
 
+    /** Pauses and resumes in order ("pause:<id>", "resume:<id>"); {@code onPause} may throw to fail a pause. */
+    public final List<String> transitions = new CopyOnWriteArrayList<>();
+    public volatile java.util.function.Consumer<String> onPause = id -> {};
+
+    @Override
+    public void pause(String sandboxId) {
+        SandboxInstance i = onHost.get(sandboxId);
+        if (i == null) throw new RuntimeFailure("no sandbox " + sandboxId + " on this stand-in host");
+        onPause.accept(sandboxId);
+        transitions.add("pause:" + sandboxId);
+        onHost.put(sandboxId, new SandboxInstance(i.sandboxId(), i.templateId(), i.address(), i.startedAt(), true));
+    }
+
+    @Override
+    public void resume(String sandboxId) {
+        SandboxInstance i = onHost.get(sandboxId);
+        if (i == null) throw new RuntimeFailure("no sandbox " + sandboxId + " on this stand-in host");
+        transitions.add("resume:" + sandboxId);
+        onHost.put(sandboxId, new SandboxInstance(i.sandboxId(), i.templateId(), i.address(), i.startedAt(), false));
+    }
+
+    @Override
+    public String pauseMode() {
+        return "freeze";
+    }
+
     @Override
     public void destroy(String sandboxId) {
         destroyed.add(sandboxId);
