@@ -121,7 +121,8 @@ public final class OciRuntime implements SandboxRuntime {
      */
     private static List<HostLock> claimHost(OciRuntimeConfig config) {
         List<HostLock> claims = new ArrayList<>();
-        Path runcLock = config.runcRoot().resolveSibling(config.runcRoot().getFileName() + ".lock");
+        // Inside the runc root (runc lists directories only), so it goes when the root goes.
+        Path runcLock = config.runcRoot().resolve(".capsule.lock");
         Path networkLock = config.network().runDirectory().resolve("network-" + config.network().name() + ".lock");
         for (Path file : List.of(runcLock, networkLock)) {
             Optional<HostLock> claim;
