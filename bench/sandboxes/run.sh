@@ -89,7 +89,7 @@ cleanup() {
     done
     if [ -n "$(ip -o link | grep -o ": $CAPSULE_NETWORK_INTERFACE_PREFIX[0-9]*[:@]")" ]; then leaks+=("veths $CAPSULE_NETWORK_INTERFACE_PREFIX*"); fi
     if nft list table inet "$CAPSULE_NETWORK_NAME" >/dev/null 2>&1; then leaks+=("nftables table inet $CAPSULE_NETWORK_NAME"); fi
-    [ -f "$results" ] && cp "$results" "${BENCH_KEEP_RESULTS:-$repo/target/capsule-bench-last.jsonl}"
+    [ -f "$results" ] && mkdir -p "$repo/target" && cp "$results" "${BENCH_KEEP_RESULTS:-$repo/target/capsule-bench-last.jsonl}"
     rm -rf "$work"
     [ -e "$work" ] && leaks+=("temp dir $work")
     if [ ${#leaks[@]} -gt 0 ]; then
