@@ -36,6 +36,7 @@ apt_install() {
 #   ca-certificates: HTTPS to Maven Central and npm.  bash-completion is not needed; xz/gzip come with Debian.
 #   runc: the oci driver's container runtime.  mmdebstrap: builds the base template from Debian.  tini: its static
 #   build is PID 1 in every sandbox.  nftables: per-sandbox NAT and egress rules.
+#   xz-utils, python3: used by tests (embedded PostgreSQL archive; small HTTP servers in network tests).
 missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need gcc gcc
@@ -55,6 +56,9 @@ need runc runc
 need mmdebstrap mmdebstrap
 [ -x /usr/bin/tini-static ] || missing+=(tini)
 need nft nftables
+need xz xz-utils          # unpacks the embedded PostgreSQL the store tests run
+need python3 python3      # small test servers in the network and runtime tests
+need setpriv util-linux   # the PostgreSQL fixture runs initdb as nobody
 [ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if [ ${#missing[@]} -gt 0 ]; then
   # shellcheck disable=SC2207
