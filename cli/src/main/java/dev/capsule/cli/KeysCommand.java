@@ -7,10 +7,13 @@ import dev.capsule.server.config.ConfigLoader;
 import dev.capsule.server.store.SecretBox;
 import dev.capsule.server.store.Store;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Unmatched;
 
+import java.io.PrintWriter;
 import java.time.Clock;
 import java.util.ArrayList;
 import java.util.List;
@@ -27,12 +30,12 @@ final class KeysCommand implements Runnable {
     }
 
     /** Opens the store the server with these settings uses, runs {@code work}, closes it. */
-    static int withKeys(List<String> settings, Function<ApiKeys, Integer> work) {
+    static int withKeys(List<String> settings, PrintWriter err, Function<ApiKeys, Integer> work) {
         Config config;
         try {
             config = ConfigLoader.load(settings);
         } catch (ConfigException e) {
-            System.err.println("capsule keys: " + e.getMessage());
+            err.println("capsule keys: " + e.getMessage());
             return 2;
         }
         try (Store store = Store.open(config.databaseUrl(), config.databaseUser(), config.databasePassword(),
@@ -47,13 +50,17 @@ final class KeysCommand implements Runnable {
         String name;
         @Unmatched
         List<String> settings = new ArrayList<>();
+        @Spec
+        CommandSpec spec;
 
         @Override
         public Integer call() {
-            return withKeys(settings, keys -> {
+            PrintWriter out = spec.commandLine().getOut();
+            PrintWriter err = spec.commandLine().getErr();
+            return withKeys(settings, err, keys -> {
                 ApiKeys.CreatedKey key = keys.create(name);
-                System.out.println(key.key());
-                System.err.println("created key " + key.id() + " (" + key.name() + "); use it as E2B_API_KEY");
+                out.println(key.key());
+                err.println("created key " + key.id() + " (" + key.name() + "); use it as E2B_API_KEY");
                 return 0;
             });
         }
@@ -63,12 +70,16 @@ final class KeysCommand implements Runnable {
     static final class ListKeys implements Callable<Integer> {
         @Unmatched
         List<String> settings = new ArrayList<>();
+        @Spec
+        CommandSpec spec;
 
         @Override
         public Integer call() {
-            return withKeys(settings, keys -> {
+            PrintWriter out = spec.commandLine().getOut();
+            PrintWriter err = spec.commandLine().getErr();
+            return withKeys(settings, err, keys -> {
                 for (ApiKeys.KeyInfo k : keys.list()) {
-                    System.out.println(k.id() + "\t" + k.name() + "\t" + k.createdAt() + (k.revoked() ? "\trevoked" : ""));
+                    out.println(k.id() + "\t" + k.name() + "\t" + k.createdAt() + (k.revoked() ? "\trevoked" : ""));
                 }
                 return 0;
             });
@@ -81,15 +92,19 @@ final class KeysCommand implements Runnable {
         String idOrKey;
         @Unmatched
         List<String> settings = new ArrayList<>();
+        @Spec
+        CommandSpec spec;
 
         @Override
         public Integer call() {
-            return withKeys(settings, keys -> {
+            PrintWriter out = spec.commandLine().getOut();
+            PrintWriter err = spec.commandLine().getErr();
+            return withKeys(settings, err, keys -> {
                 if (keys.revoke(idOrKey)) {
-                    System.out.println("revoked " + idOrKey);
+                    out.println("revoked " + idOrKey);
                     return 0;
                 }
-                System.err.println("capsule keys: no key '" + idOrKey + "'; 'capsule keys list' shows the ids");
+                err.println("capsule keys: no key '" + idOrKey + "'; 'capsule keys list' shows the ids");
                 return 1;
             });
         }
