@@ -91,19 +91,24 @@ class EnvdServerTest {
         assertThat(envd.state.defaultWorkdir()).isEqualTo("/tmp");
 
         // later env vars merge into the earlier ones
-        assertThat(init("{\"envVars\":{\"C\":\"3\"}}", null).statusCode()).isEqualTo(204);
+        assertThat(init("{\"envVars\":{\"C\":\"3\"}}", "tok").statusCode()).isEqualTo(204);
         HttpResponse<String> envs = envd.send(HttpRequest.newBuilder(envd.uri("/envs")).header("X-Access-Token", "tok"));
         assertThat(envs.statusCode()).isEqualTo(200);
         assertThat(new JsonObject(envs.body()).getMap()).isEqualTo(Map.of("A", "1", "B", "two", "C", "3"));
     }
 
     @Test
-    void initRefusesToReplaceTheTokenWithoutIt() throws Exception {
+    void initNeedsTheTokenOnceOneIsSet() throws Exception {
         assertThat(init("{\"accessToken\":\"first\"}", null).statusCode()).isEqualTo(204);
         HttpResponse<String> takeover = init("{\"accessToken\":\"\"}", null);
-        assertThat(takeover.statusCode()).isEqualTo(409);
-        assertThat(new JsonObject(takeover.body()).getInteger("code")).isEqualTo(409);
-        assertThat(init("{\"accessToken\":\"evil\"}", "wrong").statusCode()).isEqualTo(409);
+        assertThat(takeover.statusCode()).isEqualTo(401);
+        assertThat(new JsonObject(takeover.body()).getInteger("code")).isEqualTo(401);
+        assertThat(init("{\"accessToken\":\"evil\"}", "wrong").statusCode()).isEqualTo(401);
+        assertThat(init("{\"defaultUser\":\"root\",\"envVars\":{\"LD_PRELOAD\":\"/tmp/x.so\"}}", null).statusCode())
+                .isEqualTo(401);
+        assertThat(envd.state.defaultUser()).isNotEqualTo("root");
+        assertThat(envd.state.envVars()).doesNotContainKey("LD_PRELOAD");
+        assertThat(init("{\"accessToken\":\"first\"}", null).statusCode()).as("an idempotent repeat").isEqualTo(204);
         assertThat(envd.state.accessToken()).isEqualTo("first");
         assertThat(init("{\"accessToken\":\"second\"}", "first").statusCode()).isEqualTo(204);
         assertThat(envd.state.accessToken()).isEqualTo("second");

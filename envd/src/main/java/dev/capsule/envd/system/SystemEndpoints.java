@@ -117,10 +117,12 @@ public final class SystemEndpoints {
                 }
             }
             String token = init.getValue("accessToken") instanceof String t ? t : null;
-            if (token != null && state.accessToken() != null && !access.tokenMatches(token)
-                    && !access.tokenMatches(request.getHeader(AccessControl.TOKEN_HEADER))) {
-                EnvdHttp.error(response, 409, "the access token is already set and cannot be changed without it: "
-                        + "send the current token in X-Access-Token to replace it");
+            // /init needs no token until one is set; after that it needs the current one (in the header, or as the
+            // body's token for an idempotent repeat), or any process inside the sandbox could change the default
+            // user, the env vars every command gets, or the token itself.
+            if (state.accessToken() != null && !access.tokenMatches(request.getHeader(AccessControl.TOKEN_HEADER))
+                    && !(token != null && access.tokenMatches(token))) {
+                EnvdHttp.error(response, 401, "envd's access token is set: send it in X-Access-Token to call /init");
                 return;
             }
             if (init.getValue("timestamp") instanceof String ts) {
