@@ -55,6 +55,8 @@ public final class SandboxLifecycle implements AutoCloseable {
     private static final SecureRandom RANDOM = new SecureRandom();
     /** The user envd runs commands as when a request names none, as in E2B's base template. */
     public static final String DEFAULT_USER = "user";
+    /** How long a failed expiry waits before it tries again. */
+    private static final Duration RETRY_AFTER_FAILURE = Duration.ofSeconds(10);
 
     private final Store store;
     private final SandboxRuntime runtime;
@@ -120,9 +122,13 @@ public final class SandboxLifecycle implements AutoCloseable {
                 template.resources(), request.metadata(), request.envVars(), token, request.allowInternetAccess(),
                 request.network(), request.lifecycle(), null, runtime.name());
         return locked(id, () -> {
-            store.insertSandbox(record);
+            Instant endAt;
+            String address;
             SandboxInstance instance;
+            boolean inserted = false;
             try {
+                store.insertSandbox(record);
+                inserted = true;
                 if (pooled.isPresent()) {
                     instance = pooled.get();
                     if (!request.policy().equals(dev.capsule.runtime.NetworkPolicy.OPEN)) {
@@ -132,16 +138,18 @@ public final class SandboxLifecycle implements AutoCloseable {
                     instance = runtime.start(new SandboxSpec(id, template.id(), template.resources(), request.policy()));
                 }
                 envd.init(instance.address(), SandboxInstance.ENVD_PORT, request.envVars(), token, DEFAULT_USER);
+                endAt = clock.instant().plus(timeout);
+                address = instance.address().getHostAddress();
+                store.updateSandbox(id, SandboxState.RUNNING, address, endAt);
             } catch (Exception | Error e) {
                 if (e instanceof InterruptedException) Thread.currentThread().interrupt();
-                abandon(id);
+                if (inserted || pooled.isPresent()) {
+                    abandon(id);
+                }
                 String cause = e instanceof RuntimeFailure ? e.getMessage() : e.getClass().getSimpleName() + ": " + e.getMessage();
                 throw new DriverFailure("could not start a sandbox from template '" + request.templateRef() + "': "
                         + cause + "; nothing was left behind, try again or check the server log", e);
             }
-            Instant endAt = clock.instant().plus(timeout);
-            String address = instance.address().getHostAddress();
-            store.updateSandbox(id, SandboxState.RUNNING, address, endAt);
             routes.put(id, new Route(id, SandboxState.RUNNING, instance.address(), request.lifecycle().autoResume()));
             arm(id, endAt);
             event(id, "sandbox.lifecycle.created", null);
@@ -255,6 +263,15 @@ public final class SandboxLifecycle implements AutoCloseable {
                 + " is not supported by this server yet; pause with memory (the default)");
     }
 
+    /**
+     * Puts back the timer of a sandbox whose pause failed. A timer already due (the pause came from expiry) is
+     * retried after {@link #RETRY_AFTER_FAILURE}, not at once, so a pause that keeps failing does not spin.
+     */
+    private void rearmAfterFailure(SandboxRecord s) {
+        Instant retry = clock.instant().plus(RETRY_AFTER_FAILURE);
+        arm(s.id(), s.endAt().isAfter(retry) ? s.endAt() : retry);
+    }
+
     private SandboxRecord pauseLocked(SandboxRecord s) {
         cancelTimer(s.id());
         // Routed as paused before the freeze, so no new request is sent into a sandbox that is freezing.
@@ -263,7 +280,7 @@ public final class SandboxLifecycle implements AutoCloseable {
             runtime.pause(s.id());
         } catch (RuntimeException e) {
             routes.put(s.id(), routeOf(s));
-            arm(s.id(), s.endAt());
+            rearmAfterFailure(s);
             throw new DriverFailure("could not pause sandbox '" + s.id() + "': " + e.getMessage()
                     + "; it is still running, retry the pause or check the server log", e);
         }
@@ -276,7 +293,7 @@ public final class SandboxLifecycle implements AutoCloseable {
                 e.addSuppressed(thaw);
             }
             routes.put(s.id(), routeOf(s));
-            arm(s.id(), s.endAt());
+            rearmAfterFailure(s);
             throw e;
         }
         event(s.id(), "sandbox.lifecycle.paused", null);
@@ -339,6 +356,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         try {
             runtime.destroy(s.id());
         } catch (RuntimeFailure e) {
+            rearmAfterFailure(s); // it must still expire, or it would run unbounded
             throw new DriverFailure("could not kill sandbox '" + s.id() + "': " + e.getMessage()
                     + "; it is no longer routed to, retry the kill", e);
         }
@@ -434,8 +452,9 @@ public final class SandboxLifecycle implements AutoCloseable {
                 return null;
             });
         } catch (RuntimeException e) {
-            LOG.log(System.Logger.Level.WARNING, "expiring sandbox " + id + " failed; retrying in 10 s", e);
-            timers.put(id, scheduler.schedule(() -> workers.execute(() -> expire(id)), 10, TimeUnit.SECONDS));
+            LOG.log(System.Logger.Level.WARNING, "expiring sandbox " + id + " failed; retrying in "
+                    + RETRY_AFTER_FAILURE.toSeconds() + " s", e);
+            arm(id, clock.instant().plus(RETRY_AFTER_FAILURE));
         }
     }
 

@@ -260,6 +260,20 @@ class PauseResumeTest {
     }
 
     @Test
+    void anAutoPauseThatKeepsFailingIsRetriedLaterNotInALoop() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger attempts = new java.util.concurrent.atomic.AtomicInteger();
+        runtime.onPause = x -> {
+            attempts.incrementAndGet();
+            throw new RuntimeFailure("the freezer refused");
+        };
+        String id = create("{\"templateID\":\"base\",\"timeout\":0,\"autoPause\":true}");
+        await().atMost(Duration.ofSeconds(20)).until(() -> attempts.get() >= 1);
+        Thread.sleep(1500);
+        assertThat(attempts.get()).as("retries wait, they do not spin").isEqualTo(1);
+        assertThat(state(id)).isEqualTo("running");
+    }
+
+    @Test
     void aRestartAdoptsPausedSandboxesAsPausedAndFinishesInterruptedPauses() {
         String paused = create("{\"templateID\":\"base\",\"timeout\":0,\"autoPause\":true}");
         await().atMost(Duration.ofSeconds(20)).until(() -> "paused".equals(state(paused)));
