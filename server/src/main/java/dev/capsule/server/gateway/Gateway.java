@@ -24,6 +24,7 @@ import io.vertx.core.json.JsonObject;
 import io.vertx.core.net.SocketAddress;
 import java.util.ArrayList;
 import java.util.Locale;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ExecutorService;
@@ -176,6 +177,12 @@ public final class Gateway {
                 return;
             }
             var upstream = ar.result();
+            // A client that goes away must not leave the sandbox-side request open (a long stream would hold a
+            // pooled connection to that sandbox port until the sandbox ends it, which may be never).
+            AtomicBoolean relayed = new AtomicBoolean();
+            req.response().closeHandler(v -> {
+                if (!relayed.get()) upstream.reset();
+            });
             boolean hasBody = req.headers().contains(HttpHeaders.CONTENT_LENGTH) || req.headers().contains(HttpHeaders.TRANSFER_ENCODING);
             if (!req.headers().contains(HttpHeaders.CONTENT_LENGTH) && hasBody) upstream.setChunked(true);
             var sent = hasBody ? upstream.send(req) : upstream.send();
@@ -189,7 +196,7 @@ public final class Gateway {
                     }
                     return;
                 }
-                relayResponse(req, res.result());
+                relayResponse(req, res.result(), relayed);
             });
         });
     }
@@ -224,15 +231,20 @@ public final class Gateway {
         });
     }
 
-    private static void relayResponse(HttpServerRequest req, HttpClientResponse upstream) {
+    private static void relayResponse(HttpServerRequest req, HttpClientResponse upstream, AtomicBoolean relayed) {
         HttpServerResponse response = req.response();
         response.setStatusCode(upstream.statusCode()).setStatusMessage(upstream.statusMessage());
         response.headers().setAll(forwardable(upstream.headers()));
         boolean bodyless = req.method() == HttpMethod.HEAD || upstream.statusCode() == 204 || upstream.statusCode() == 304
                 || upstream.statusCode() / 100 == 1;
         if (!bodyless && !upstream.headers().contains(HttpHeaders.CONTENT_LENGTH)) response.setChunked(true);
-        upstream.pipeTo(response).onFailure(e -> {
+        upstream.pipeTo(response).onComplete(done -> {
+            if (done.succeeded()) {
+                relayed.set(true);
+                return;
+            }
             if (!response.ended()) response.reset();
+            upstream.request().reset();
         });
     }
 

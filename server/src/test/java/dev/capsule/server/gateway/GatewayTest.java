@@ -38,6 +38,7 @@ class GatewayTest {
     HttpServer upstream;
     int port;
     CompletableFuture<Void> releaseStream = new CompletableFuture<>();
+    CompletableFuture<Void> foreverClosed = new CompletableFuture<>();
 
     @BeforeEach
     void start() throws Exception {
@@ -57,6 +58,11 @@ class GatewayTest {
                             // first chunk now, second only when the test has seen the first: proves no buffering
                             req.response().setChunked(true).write("first\n");
                             releaseStream.thenRun(() -> vertx.runOnContext(v -> req.response().end("second\n")));
+                        }
+                        case "/forever" -> {
+                            // a stream that never ends by itself, like a long-running command's output
+                            req.connection().closeHandler(v -> foreverClosed.complete(null));
+                            req.response().setChunked(true).write("tick\n");
                         }
                         default -> req.response().setStatusCode(404).end();
                     }
@@ -110,6 +116,20 @@ class GatewayTest {
             releaseStream.complete(null);
             assertThat(new String(in.readAllBytes())).isEqualTo("second\n");
         }
+    }
+
+    @Test
+    void aClientThatLeavesClosesTheSandboxSideOfItsStream() throws Exception {
+        try (java.net.Socket client = new java.net.Socket("127.0.0.1", s.server.port())) {
+            client.getOutputStream().write(("GET /forever HTTP/1.1\r\nHost: localhost\r\nE2b-Sandbox-Id: " + ID
+                    + "\r\nE2b-Sandbox-Port: " + port + "\r\n\r\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            var in = new java.io.BufferedReader(new java.io.InputStreamReader(client.getInputStream(),
+                    java.nio.charset.StandardCharsets.US_ASCII));
+            for (String line = in.readLine(); line != null && !line.equals("tick"); line = in.readLine()) {
+                // headers and the chunk size line
+            }
+        }
+        foreverClosed.get(20, TimeUnit.SECONDS);
     }
 
     @Test
