@@ -23,6 +23,10 @@ final class Bodies {
         Object v = body.getValue(field);
         if (v == null) return null;
         if (v instanceof Number n && n.doubleValue() == Math.rint(n.doubleValue()) && !Double.isInfinite(n.doubleValue())) {
+            // Past the long range longValue() would wrap around (2^64 + 300 would read as 300).
+            if (Math.abs(n.doubleValue()) > Long.MAX_VALUE / 2.0) {
+                throw bad("'" + field + "' is out of range, got " + describe(v) + "; send a number of seconds");
+            }
             return n.longValue();
         }
         throw bad("'" + field + "' must be a whole number of seconds, got " + describe(v));

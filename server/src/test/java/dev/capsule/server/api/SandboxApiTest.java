@@ -105,6 +105,9 @@ class SandboxApiTest {
         assertError(s.post("/v2/sandboxes", "{\"templateID\":\"base\",\"timeout\":\"soon\"}"), 400, "timeout");
         assertError(s.post("/v2/sandboxes", "{\"templateID\":\"base\",\"timeout\":3601}"), 400, "maximum of 3600");
         assertError(s.post("/v2/sandboxes", "{\"templateID\":\"base\",\"timeout\":-1}"), 400, "negative");
+        // 2^64 + 300: must not wrap around to 300
+        assertError(s.post("/v2/sandboxes", "{\"templateID\":\"base\",\"timeout\":18446744073709551916}"), 400, "out of range");
+        assertError(s.post("/v2/sandboxes", "{\"templateID\":\"base\",\"timeout\":9223372036854775808}"), 400, "out of range");
         assertError(s.post("/v2/sandboxes", "{\"templateID\":\"base\",\"metadata\":{\"a\":1}}"), 400, "metadata.a");
         assertError(s.post("/v2/sandboxes", "{\"templateID\":\"base\",\"envVars\":[]}"), 400, "envVars");
         assertError(s.post("/v2/sandboxes", "{\"templateID\":\"base\",\"autoResume\":{\"enabled\":true}}"), 400, "autoPause");
