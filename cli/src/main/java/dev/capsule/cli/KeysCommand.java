@@ -18,7 +18,6 @@ import java.time.Clock;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
-import java.util.function.Function;
 
 /** {@code capsule keys create|list|revoke}: API keys in the server's store (the same settings as the server). */
 @Command(name = "keys", description = "Create, list or revoke API keys (uses the server's --data-dir / database settings).",
@@ -29,84 +28,74 @@ final class KeysCommand implements Runnable {
         System.err.println("capsule keys: name a command: create, list or revoke");
     }
 
-    /** Opens the store the server with these settings uses, runs {@code work}, closes it. */
-    static int withKeys(List<String> settings, PrintWriter err, Function<ApiKeys, Integer> work) {
-        Config config;
-        try {
-            config = ConfigLoader.load(settings);
-        } catch (ConfigException e) {
-            err.println("capsule keys: " + e.getMessage());
-            return 2;
-        }
-        try (Store store = Store.open(config.databaseUrl(), config.databaseUser(), config.databasePassword(),
-                SecretBox.fromKeyFile(config.dataDir().resolve("store.key")))) {
-            return work.apply(new ApiKeys(store, Clock.systemUTC()));
+    /**
+     * What every keys subcommand shares: the server's settings (flags such as --data-dir, read like the server
+     * reads them), the store they name, and the command line's output streams.
+     */
+    abstract static class KeyCommand implements Callable<Integer> {
+        @Unmatched
+        List<String> settings = new ArrayList<>();
+        @Spec
+        CommandSpec spec;
+
+        abstract int run(ApiKeys keys, PrintWriter out, PrintWriter err);
+
+        @Override
+        public Integer call() {
+            PrintWriter out = spec.commandLine().getOut();
+            PrintWriter err = spec.commandLine().getErr();
+            Config config;
+            try {
+                config = ConfigLoader.load(settings);
+            } catch (ConfigException e) {
+                err.println("capsule keys: " + e.getMessage());
+                return 2;
+            }
+            try (Store store = Store.open(config.databaseUrl(), config.databaseUser(), config.databasePassword(),
+                    SecretBox.fromKeyFile(config.dataDir().resolve("store.key")))) {
+                return run(new ApiKeys(store, Clock.systemUTC()), out, err);
+            }
         }
     }
 
     @Command(name = "create", description = "Create a key and print it (it is shown only this once).")
-    static final class Create implements Callable<Integer> {
+    static final class Create extends KeyCommand {
         @Option(names = "--name", defaultValue = "cli", description = "a name to recognise the key by")
         String name;
-        @Unmatched
-        List<String> settings = new ArrayList<>();
-        @Spec
-        CommandSpec spec;
 
         @Override
-        public Integer call() {
-            PrintWriter out = spec.commandLine().getOut();
-            PrintWriter err = spec.commandLine().getErr();
-            return withKeys(settings, err, keys -> {
-                ApiKeys.CreatedKey key = keys.create(name);
-                out.println(key.key());
-                err.println("created key " + key.id() + " (" + key.name() + "); use it as E2B_API_KEY");
-                return 0;
-            });
+        int run(ApiKeys keys, PrintWriter out, PrintWriter err) {
+            ApiKeys.CreatedKey key = keys.create(name);
+            out.println(key.key());
+            err.println("created key " + key.id() + " (" + key.name() + "); use it as E2B_API_KEY");
+            return 0;
         }
     }
 
     @Command(name = "list", description = "List keys (ids and names, never the keys themselves).")
-    static final class ListKeys implements Callable<Integer> {
-        @Unmatched
-        List<String> settings = new ArrayList<>();
-        @Spec
-        CommandSpec spec;
-
+    static final class ListKeys extends KeyCommand {
         @Override
-        public Integer call() {
-            PrintWriter out = spec.commandLine().getOut();
-            PrintWriter err = spec.commandLine().getErr();
-            return withKeys(settings, err, keys -> {
-                for (ApiKeys.KeyInfo k : keys.list()) {
-                    out.println(k.id() + "\t" + k.name() + "\t" + k.createdAt() + (k.revoked() ? "\trevoked" : ""));
-                }
-                return 0;
-            });
+        int run(ApiKeys keys, PrintWriter out, PrintWriter err) {
+            for (ApiKeys.KeyInfo k : keys.list()) {
+                out.println(k.id() + "\t" + k.name() + "\t" + k.createdAt() + (k.revoked() ? "\trevoked" : ""));
+            }
+            return 0;
         }
     }
 
     @Command(name = "revoke", description = "Revoke a key, given its id or the key itself.")
-    static final class Revoke implements Callable<Integer> {
+    static final class Revoke extends KeyCommand {
         @Parameters(index = "0", paramLabel = "ID_OR_KEY")
         String idOrKey;
-        @Unmatched
-        List<String> settings = new ArrayList<>();
-        @Spec
-        CommandSpec spec;
 
         @Override
-        public Integer call() {
-            PrintWriter out = spec.commandLine().getOut();
-            PrintWriter err = spec.commandLine().getErr();
-            return withKeys(settings, err, keys -> {
-                if (keys.revoke(idOrKey)) {
-                    out.println("revoked " + idOrKey);
-                    return 0;
-                }
-                err.println("capsule keys: no key '" + idOrKey + "'; 'capsule keys list' shows the ids");
-                return 1;
-            });
+        int run(ApiKeys keys, PrintWriter out, PrintWriter err) {
+            if (keys.revoke(idOrKey)) {
+                out.println("revoked " + idOrKey);
+                return 0;
+            }
+            err.println("capsule keys: no key '" + idOrKey + "'; 'capsule keys list' shows the ids");
+            return 1;
         }
     }
 }
