@@ -28,32 +28,69 @@ public interface SandboxRuntime extends AutoCloseable {
     void applyNetworkPolicy(String sandboxId, NetworkPolicy policy);
 
     /**
-     * Pauses the sandbox with its memory: on return its filesystem changes are durable on disk and its processes
-     * are frozen (memory kept, no CPU used). Pausing a paused sandbox does nothing. How memory is kept is the
-     * driver's {@link #pauseMode()}.
+     * Pauses the sandbox. With {@code keepMemory}: on return its filesystem changes are durable on disk and its
+     * processes are frozen (memory kept, no CPU used; how is the driver's {@link #pauseMode()}), state
+     * {@link SandboxInstance.State#FROZEN}. Without: its filesystem is made durable, its processes are stopped and
+     * everything but its disk (memory, network, cgroups) is released, state {@link SandboxInstance.State#STOPPED}.
+     * Pausing a frozen sandbox with memory does nothing; pausing a frozen one without memory stops it.
      *
-     * @throws RuntimeFailure the sandbox does not exist or could not be paused; it is left running
+     * @throws RuntimeFailure the sandbox does not exist or could not be paused; it is left as it was
      */
-    default void pause(String sandboxId) {
+    default void pause(String sandboxId, boolean keepMemory) {
         throw new RuntimeFailure("the " + name() + " driver cannot pause sandboxes");
     }
 
     /**
-     * Resumes a paused sandbox where it stopped: its processes continue from their state at the pause. Resuming a
-     * running sandbox does nothing.
+     * Resumes a paused sandbox: a frozen one continues where it stopped (memory kept); a stopped one — paused
+     * without memory, or whose processes a host reboot ended — is cold-booted from its kept filesystem with the
+     * same id and network policy (memory not kept; envd's {@code /init} is the caller's to send again). Resuming a
+     * running sandbox does nothing and reports its memory kept.
      *
-     * @throws RuntimeFailure the sandbox does not exist or could not be resumed
+     * @throws RuntimeFailure the sandbox does not exist or could not be resumed; it is left paused
      */
-    default void resume(String sandboxId) {
+    default Resumed resume(String sandboxId) {
         throw new RuntimeFailure("the " + name() + " driver cannot resume sandboxes");
     }
 
     /**
      * How {@link #pause} keeps a sandbox's memory on this host, for logs and {@code /health}: e.g. {@code freeze}
-     * (processes frozen in RAM) or {@code none} when the driver cannot pause.
+     * (processes frozen in RAM), {@code hibernate} (checkpointed to disk) or {@code none} when the driver cannot
+     * pause.
      */
     default String pauseMode() {
         return "none";
+    }
+
+    /** Why {@link #pauseMode()} is what it is on this host, in a sentence for logs and {@code /health}. */
+    default String pauseModeReason() {
+        return "the " + name() + " driver cannot pause sandboxes";
+    }
+
+    /**
+     * Stores the sandbox's current filesystem (and memory where the driver can) as snapshot {@code snapshotId},
+     * which {@link #start} then accepts as a template id: sandboxes started from it share it read-only and each
+     * get their own writable layer. A running sandbox is paused briefly and keeps running; a paused one stays
+     * paused.
+     *
+     * @throws RuntimeFailure the sandbox does not exist, the id is taken, or storing failed (nothing is left)
+     */
+    default SnapshotLayer snapshot(String sandboxId, String snapshotId) {
+        throw new RuntimeFailure("the " + name() + " driver cannot snapshot sandboxes");
+    }
+
+    /**
+     * Deletes snapshot {@code snapshotId}; sandboxes already started from it keep working (its files go when the
+     * last of them is destroyed). Deleting an unknown snapshot does nothing.
+     */
+    default void deleteSnapshot(String snapshotId) {
+        throw new RuntimeFailure("the " + name() + " driver has no snapshots");
+    }
+
+    /**
+     * One sample of the sandbox's resource use, or empty when it is not running (paused, stopped or gone).
+     */
+    default java.util.Optional<ResourceUsage> usage(String sandboxId) {
+        return java.util.Optional.empty();
     }
 
     /** Stops the sandbox and releases everything it held (processes, mounts, disk, network); idempotent. */
@@ -61,8 +98,8 @@ public interface SandboxRuntime extends AutoCloseable {
 
     /**
      * The usable sandboxes of this driver found on the host — running or paused, with their network — e.g. after a
-     * server restart, so that the server re-adopts the ones it knows; {@link SandboxInstance#paused()} says which. Sandboxes still being started by this instance are
-     * not listed. Changes nothing on the host.
+     * server restart, so that the server re-adopts the ones it knows; {@link SandboxInstance#state()} says which (a stopped sandbox, of which only the filesystem is kept, is
+     * listed too). Sandboxes still being started by this instance are not listed. Changes nothing on the host.
      */
     List<SandboxInstance> discover();
 

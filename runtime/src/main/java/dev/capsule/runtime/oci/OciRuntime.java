@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.capsule.runtime.NetworkPolicy;
 import dev.capsule.runtime.Resources;
+import dev.capsule.runtime.Resumed;
 import dev.capsule.runtime.RuntimeFailure;
 import dev.capsule.runtime.SandboxInstance;
 import dev.capsule.runtime.SandboxRuntime;
@@ -317,8 +318,11 @@ public final class OciRuntime implements SandboxRuntime {
      * sandbox wrote before the pause is on disk when this returns. If the flush fails the sandbox is thawed again.
      */
     @Override
-    public void pause(String sandboxId) {
+    public void pause(String sandboxId, boolean keepMemory) {
         requireId(sandboxId);
+        if (!keepMemory) {
+            throw new RuntimeFailure("the oci driver cannot pause sandbox " + sandboxId + " without its memory yet");
+        }
         ContainerState.Status status = status(sandboxId);
         if (status == ContainerState.Status.RUNNING) {
             try {
@@ -345,11 +349,11 @@ public final class OciRuntime implements SandboxRuntime {
     }
 
     @Override
-    public void resume(String sandboxId) {
+    public Resumed resume(String sandboxId) {
         requireId(sandboxId);
         ContainerState.Status status = status(sandboxId);
         if (status == ContainerState.Status.RUNNING) {
-            return;
+            return new Resumed(instance(sandboxId, SandboxInstance.State.RUNNING), true);
         }
         if (status != ContainerState.Status.PAUSED) {
             throw new RuntimeFailure("cannot resume sandbox " + sandboxId + ": it is " + status.name().toLowerCase(java.util.Locale.ROOT)
@@ -360,6 +364,16 @@ public final class OciRuntime implements SandboxRuntime {
         } catch (RuntimeException e) {
             throw new RuntimeFailure("cannot thaw sandbox " + sandboxId + ": " + e.getMessage(), e);
         }
+        return new Resumed(instance(sandboxId, SandboxInstance.State.RUNNING), true);
+    }
+
+    /** The sandbox as recorded on disk and in its network, in {@code state}. */
+    private SandboxInstance instance(String id, SandboxInstance.State state) {
+        Metadata metadata = readMetadata(id).orElseThrow(() -> new RuntimeFailure("sandbox " + id
+                + " has no record on this host"));
+        SandboxNetwork network = networks.find(id).orElseThrow(() -> new RuntimeFailure("sandbox " + id
+                + " has no network on this host"));
+        return new SandboxInstance(id, metadata.templateId(), network.address(), metadata.startedAt(), state);
     }
 
     /** runc's status of the sandbox; STOPPED when runc does not know it. */
@@ -417,7 +431,7 @@ public final class OciRuntime implements SandboxRuntime {
             Optional<SandboxNetwork> network = networks.find(id);
             if (metadata.isPresent() && network.isPresent()) {
                 found.add(new SandboxInstance(id, metadata.get().templateId(), network.get().address(),
-                        metadata.get().startedAt(), paused));
+                        metadata.get().startedAt(), paused ? SandboxInstance.State.FROZEN : SandboxInstance.State.RUNNING));
             }
         }
         return found;

@@ -244,8 +244,8 @@ public class OciRuntimeTest {
         assertThat(envd.upload("/home/user/before-pause.txt", "kept".getBytes(StandardCharsets.UTF_8))).isEqualTo(200);
         Awaitility.await().until(() -> count(upper) > 5);
 
-        runtime.pause(id);
-        runtime.pause(id); // pausing a paused sandbox does nothing
+        runtime.pause(id, true);
+        runtime.pause(id, true); // pausing a paused sandbox does nothing
         assertThat(Files.readString(upper.resolve("before-pause.txt"))).as("on disk while paused").isEqualTo("kept");
         String cgroup = RuncRuntime.DEFAULT_CGROUP_PARENT + "/" + id;
         if (Cgroups.detect() != Cgroups.Mode.V2) {
@@ -270,11 +270,11 @@ public class OciRuntimeTest {
         assertThat(runtime.discover()).extracting(SandboxInstance::paused).containsExactly(false);
 
         // a paused sandbox can be destroyed; the after-each check proves nothing is left
-        runtime.pause(id);
+        runtime.pause(id, true);
         runtime.destroy(id);
         assertThat(runtime.discover()).isEmpty();
         assertThatThrownBy(() -> runtime.resume(id)).isInstanceOf(RuntimeFailure.class).hasMessageContaining(id);
-        assertThatThrownBy(() -> runtime.pause(id)).isInstanceOf(RuntimeFailure.class).hasMessageContaining(id);
+        assertThatThrownBy(() -> runtime.pause(id, true)).isInstanceOf(RuntimeFailure.class).hasMessageContaining(id);
     }
 
     private static long count(Path home) {

@@ -277,7 +277,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         // Routed as paused before the freeze, so no new request is sent into a sandbox that is freezing.
         routes.put(s.id(), new Route(s.id(), SandboxState.PAUSED, parseAddress(s.address()), s.lifecycle().autoResume()));
         try {
-            runtime.pause(s.id());
+            runtime.pause(s.id(), true);
         } catch (RuntimeException e) {
             routes.put(s.id(), routeOf(s));
             rearmAfterFailure(s);
@@ -495,7 +495,7 @@ public final class SandboxLifecycle implements AutoCloseable {
                             runtime.resume(s.id());
                         } else if (s.state() == SandboxState.PAUSED && !live.paused()) {
                             LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " was left running by an interrupted resume; pausing it");
-                            runtime.pause(s.id());
+                            runtime.pause(s.id(), true);
                         }
                     } catch (RuntimeException e) {
                         LOG.log(System.Logger.Level.WARNING, "could not bring sandbox " + s.id() + " to its recorded state "

@@ -281,7 +281,7 @@ class PauseResumeTest {
         s.close();
         s = null;
         // a crash between the freeze and the row's update: the host has it paused, the row says running
-        runtime.pause(frozenButRunning);
+        runtime.pause(frozenButRunning, true);
         runtime.transitions.clear();
 
         s = new TestServer(tmp.resolve("data"), runtime);

@@ -57,20 +57,23 @@ public final class RecordingRuntime implements SandboxRuntime {
     public volatile java.util.function.Consumer<String> onPause = id -> {};
 
     @Override
-    public void pause(String sandboxId) {
+    public void pause(String sandboxId, boolean keepMemory) {
         SandboxInstance i = onHost.get(sandboxId);
         if (i == null) throw new RuntimeFailure("no sandbox " + sandboxId + " on this stand-in host");
         onPause.accept(sandboxId);
         transitions.add("pause:" + sandboxId);
-        onHost.put(sandboxId, new SandboxInstance(i.sandboxId(), i.templateId(), i.address(), i.startedAt(), true));
+        onHost.put(sandboxId, new SandboxInstance(i.sandboxId(), i.templateId(), i.address(), i.startedAt(),
+                keepMemory ? SandboxInstance.State.FROZEN : SandboxInstance.State.STOPPED));
     }
 
     @Override
-    public void resume(String sandboxId) {
+    public dev.capsule.runtime.Resumed resume(String sandboxId) {
         SandboxInstance i = onHost.get(sandboxId);
         if (i == null) throw new RuntimeFailure("no sandbox " + sandboxId + " on this stand-in host");
         transitions.add("resume:" + sandboxId);
-        onHost.put(sandboxId, new SandboxInstance(i.sandboxId(), i.templateId(), i.address(), i.startedAt(), false));
+        var running = new SandboxInstance(i.sandboxId(), i.templateId(), i.address(), i.startedAt());
+        onHost.put(sandboxId, running);
+        return new dev.capsule.runtime.Resumed(running, i.state() != SandboxInstance.State.STOPPED);
     }
 
     @Override
