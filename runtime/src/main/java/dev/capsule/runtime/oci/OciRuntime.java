@@ -62,11 +62,6 @@ public final class OciRuntime implements SandboxRuntime {
 
     public static final String NAME = "oci";
     public static final String BASE_TEMPLATE = "base";
-    /** envd's JVM flags, as bin/capsule starts it: fastest start and smallest footprint measured for envd. */
-    public static final List<String> ENVD_JVM_OPTIONS = List.of("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-            "-Xms8m", "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
-            // the helper is not beside envd.jar in the bundle, where envd would look by default
-            "-Dcapsule.envd.execHelper=" + RuntimeBundle.EXEC_HELPER);
     /** envd's arguments; --forward-loopback makes servers on the sandbox's 127.0.0.1 reachable, as in E2B. */
     public static final List<String> ENVD_ARGS = List.of("--port", String.valueOf(SandboxInstance.ENVD_PORT),
             "--default-user", "user", "--forward-loopback");
@@ -191,7 +186,7 @@ public final class OciRuntime implements SandboxRuntime {
         try {
             network = networks.allocate(id, policy);
             ContainerSpec containerSpec = new ContainerSpec(id, template, runtimeBundle,
-                    Optional.of(network.namespacePath()), RuntimeBundle.envdCommand(ENVD_JVM_OPTIONS, ENVD_ARGS),
+                    Optional.of(network.namespacePath()), RuntimeBundle.envdCommand(ENVD_ARGS),
                     Map.of(), new ResourceLimits(resources.cpuCount(), resources.memoryMB(), config.pidsMax()),
                     config.network().nameservers());
             container = runc.start(containerSpec);
