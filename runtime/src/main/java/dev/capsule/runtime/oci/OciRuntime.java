@@ -97,6 +97,7 @@ public final class OciRuntime implements SandboxRuntime {
     public OciRuntime(OciRuntimeConfig config) {
         this.config = config;
         this.claims = claimHost(config);
+        CriuProbe.onThisHost(); // probed and logged once per process, at start-up rather than on a first /health
         this.runc = new RuncRuntime(config.dataDir(), config.runcRoot(), "runc", config.cgroupParent());
         this.templates = new TemplateCache(config.cacheDir().resolve("templates"));
         this.bundles = new BundleCache(config.cacheDir().resolve("bundles"));
@@ -302,14 +303,20 @@ public final class OciRuntime implements SandboxRuntime {
     }
 
     /**
-     * What {@link #pauseMode()} answers: CRIU cannot checkpoint on the hosts we measured (OCI-NOTES.md), so memory
-     * stays in RAM under a frozen cgroup; hibernating to disk with CRIU after a start-up self-test comes later.
+     * What {@link #pauseMode()} answers: memory stays in RAM under a frozen cgroup. CRIU cannot checkpoint on the
+     * hosts we measured (OCI-NOTES.md), so hibernating to disk is not built; {@link CriuProbe} says, in
+     * {@link #pauseModeReason()}, what CRIU does on this host.
      */
     public static final String PAUSE_MODE = "freeze";
 
     @Override
     public String pauseMode() {
         return PAUSE_MODE;
+    }
+
+    @Override
+    public String pauseModeReason() {
+        return CriuProbe.onThisHost().reason();
     }
 
     /**
