@@ -41,11 +41,30 @@ public final class Mounts {
         return under(target).contains(target);
     }
 
-    /** Mounts an overlay of {@code lower} (read-only) with writes going to {@code upper}. */
-    public static void mountOverlay(Path lower, Path upper, Path work, Path target) {
-        String options = "lowerdir=" + lower.toAbsolutePath() + ",upperdir=" + upper.toAbsolutePath()
-                + ",workdir=" + work.toAbsolutePath();
+    /**
+     * The most the kernel takes as a mount's options (one page, with its terminating NUL): it bounds how many lower
+     * layers an overlay can stack with paths of a given length.
+     */
+    public static final int MAX_MOUNT_OPTIONS = 4095;
+
+    /** Mounts an overlay of {@code lowers} (read-only, top first) with writes going to {@code upper}. */
+    public static void mountOverlay(List<Path> lowers, Path upper, Path work, Path target) {
+        String options = overlayOptions(lowers, upper, work);
+        if (options.length() > MAX_MOUNT_OPTIONS) {
+            throw new IllegalArgumentException("cannot stack " + lowers.size() + " layers in one overlay at "
+                    + target + ": its mount options take " + options.length() + " characters, more than the kernel's "
+                    + MAX_MOUNT_OPTIONS);
+        }
         Command.check("mount", "-t", "overlay", "overlay", "-o", options, target.toAbsolutePath().toString());
+    }
+
+    /** The overlay mount options for these directories. */
+    public static String overlayOptions(List<Path> lowers, Path upper, Path work) {
+        StringBuilder lowerdir = new StringBuilder();
+        for (Path lower : lowers) {
+            lowerdir.append(lowerdir.isEmpty() ? "" : ":").append(lower.toAbsolutePath());
+        }
+        return "lowerdir=" + lowerdir + ",upperdir=" + upper.toAbsolutePath() + ",workdir=" + work.toAbsolutePath();
     }
 
     /** Unmounts everything at or below {@code dir}; a busy mount is detached lazily so it cannot block cleanup. */

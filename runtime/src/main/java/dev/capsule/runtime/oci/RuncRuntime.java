@@ -11,6 +11,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -22,8 +23,8 @@ import java.util.concurrent.TimeUnit;
  * Sandboxes as runc containers: start (overlay root filesystem, generated config, {@code runc run --detach}),
  * state, signals, freeze/thaw, and delete that leaves nothing behind — no container in runc's state directory,
  * no mount, no cgroup, no files. We mount the overlay ourselves rather than asking runc to: runc only takes a
- * directory as the root, and owning the mount lets the upper dir outlive a stopped container (pause to disk,
- * snapshots) and lets cleanup find and remove it after a crash.
+ * directory as the root, and owning the mount lets the upper dir outlive a stopped container ({@link #stop} and
+ * {@link #restart}: pause to disk, a host reboot; snapshots) and lets cleanup find and remove it after a crash.
  *
  * <p>All state is on disk (runc's root and {@code <data dir>/sandboxes}), so a restarted process sees the
  * sandboxes of the previous one in {@link #list()}.
@@ -82,11 +83,7 @@ public final class RuncRuntime {
             throw new UncheckedIOException("cannot create " + dir.dir() + ": " + e.getMessage(), e);
         }
         try {
-            prepare(spec, dir);
-            run(id, dir);
-            ContainerState state = state(id).orElseThrow(() -> new IllegalStateException(
-                    "runc reported sandbox " + id + " started but does not know it; log: " + logTail(dir)));
-            return new Sandbox(id, dir, cgroupsPath(id), state.pid());
+            return prepareAndRun(spec, dir);
         } catch (RuntimeException e) {
             try {
                 delete(id);
@@ -97,10 +94,50 @@ public final class RuncRuntime {
         }
     }
 
+    /**
+     * Starts a stopped sandbox again on the files it kept (its upper dir, the writes of its previous runs): mounts
+     * the overlay over them, writes its config afresh (the bundle or limits may have changed) and runs it. On
+     * failure it is stopped again, its files kept.
+     *
+     * @throws IllegalStateException the sandbox has no files here, or still runs
+     */
+    public Sandbox restart(ContainerSpec spec) {
+        String id = spec.id();
+        SandboxDirectory dir = directory(id);
+        if (!Files.isDirectory(dir.upper())) {
+            throw new IllegalStateException("sandbox " + id + " has no files in " + dir.dir() + " to restart from");
+        }
+        if (state(id).isPresent()) {
+            throw new IllegalStateException("sandbox " + id + " still has a container in runc; stop it first");
+        }
+        try {
+            return prepareAndRun(spec, dir);
+        } catch (RuntimeException e) {
+            try {
+                stop(id);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
+    }
+
+    private Sandbox prepareAndRun(ContainerSpec spec, SandboxDirectory dir) {
+        String id = spec.id();
+        prepare(spec, dir);
+        run(id, dir);
+        ContainerState state = state(id).orElseThrow(() -> new IllegalStateException(
+                "runc reported sandbox " + id + " started but does not know it; log: " + logTail(dir)));
+        return new Sandbox(id, dir, cgroupsPath(id), state.pid());
+    }
+
+    /** Writes the sandbox's files (those it already has are kept), mounts its overlay and writes its config. */
     private void prepare(ContainerSpec spec, SandboxDirectory dir) {
-        if (!Files.isDirectory(spec.template().rootfs())) {
-            throw new IllegalStateException("template " + spec.template().name() + " has no rootfs at "
-                    + spec.template().rootfs() + "; build it with TemplateCache.ensure first");
+        for (Path lower : spec.lowerDirs()) {
+            if (!Files.isDirectory(lower)) {
+                throw new IllegalStateException("a layer of sandbox " + spec.id() + " (template "
+                        + spec.template().name() + ") is missing: " + lower + " is not a directory");
+            }
         }
         try {
             Files.createDirectories(dir.upper());
@@ -113,8 +150,9 @@ public final class RuncRuntime {
             StringBuilder resolv = new StringBuilder();
             spec.nameservers().forEach(ns -> resolv.append("nameserver ").append(ns).append('\n'));
             Files.writeString(dir.resolvConf(), resolv.toString());
-            Files.createFile(dir.log());
-            Mounts.mountOverlay(spec.template().rootfs(), dir.upper(), dir.work(), dir.rootfs());
+            // appended to: a restarted sandbox's log keeps what its previous run printed before it stopped
+            Files.write(dir.log(), new byte[0], StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+            Mounts.mountOverlay(spec.lowerDirs(), dir.upper(), dir.work(), dir.rootfs());
             JSON.writerWithDefaultPrettyPrinter().writeValue(dir.config().toFile(),
                     OciConfig.build(spec, dir, cgroupsPath(spec.id()), swapAccounting()));
         } catch (IOException e) {
@@ -185,16 +223,17 @@ public final class RuncRuntime {
     }
 
     /**
-     * Removes the sandbox entirely: kills its processes, deletes the runc container and its cgroup, unmounts the
-     * overlay and deletes its files, upper dir included. Idempotent, and works on half-created sandboxes.
+     * Stops the sandbox and releases everything of it but its files: kills its processes, deletes the runc
+     * container and its cgroup, unmounts its overlay. Its upper dir and the rest of its directory stay, for
+     * {@link #restart}. Idempotent, and works on half-created sandboxes and on those a host reboot ended.
      */
-    public void delete(String id) {
+    public void stop(String id) {
         requireId(id);
         Command.Result result = runc("delete", "--force", id);
         if (!result.ok() && !result.stderr().contains("does not exist") && !result.stderr().contains("not exist")) {
             result.orThrow();
         }
-        Mounts.deleteTree(directory(id).dir());
+        Mounts.unmountAll(directory(id).dir());
         // runc removes the cgroup; if a previous crash left an empty one, remove it (rmdir only removes empty ones)
         for (Path cgroup : Cgroups.existing(cgroupsPath(id))) {
             try {
@@ -204,6 +243,15 @@ public final class RuncRuntime {
                         + " that cannot be removed (processes still in it?): " + e.getMessage(), e);
             }
         }
+    }
+
+    /**
+     * Removes the sandbox entirely: {@link #stop}s it and deletes its files, upper dir included. Idempotent, and
+     * works on half-created sandboxes.
+     */
+    public void delete(String id) {
+        stop(id);
+        Mounts.deleteTree(directory(id).dir());
     }
 
     /** Ids of all sandboxes this runtime has on disk or in runc, including half-created ones. */

@@ -79,8 +79,17 @@ public class OciRuntimeTest {
 
     /** A configuration of its own (directories, runc root, network names and pool) so nothing else is touched. */
     public static OciRuntimeConfig testConfig(Path dataDir, Path runcRoot) {
-        NetworkConfig network = NetworkConfig.defaults().withName(NETWORK_NAME, LINK_PREFIX)
-                .withPool(Ipv4Cidr.parse("10.214.0.0/24"));
+        return testConfig(dataDir, runcRoot, NETWORK_NAME, LINK_PREFIX, "10.214.0.0/24");
+    }
+
+    /**
+     * As {@link #testConfig(Path, Path)} with a network of its own, for a test class that may run while another
+     * runs this one (each network is claimed by one driver process at a time).
+     */
+    public static OciRuntimeConfig testConfig(Path dataDir, Path runcRoot, String networkName, String linkPrefix,
+                                              String pool) {
+        NetworkConfig network = NetworkConfig.defaults().withName(networkName, linkPrefix)
+                .withPool(Ipv4Cidr.parse(pool));
         return OciRuntimeConfig.defaults().withRunc(runcRoot, RuncRuntime.DEFAULT_CGROUP_PARENT)
                 .withDirectories(dataDir, TestEnvironment.cacheDir()).withNetwork(network);
     }
@@ -98,19 +107,24 @@ public class OciRuntimeTest {
     void removeEverythingAndProveNothingIsLeft() {
         runtime.removeOrphans(Set.of());
         runtime.close();
-        assertNothingLeft(dataDir, runcRoot, ids);
+        assertNothingLeft(config, ids);
         Mounts.deleteTree(dataDir);
         Mounts.deleteTree(runcRoot);
     }
 
-    public static void assertNothingLeft(Path dataDir, Path runcRoot, List<String> ids) {
-        assertThat(Command.check("runc", "--root", runcRoot.toString(), "list", "--quiet").stdout()).isBlank();
-        assertThat(Mounts.under(dataDir)).isEmpty();
-        assertThat(dataDir.resolve("sandboxes")).satisfiesAnyOf(
+    /**
+     * No container in the configuration's runc root, no mount or file of a sandbox in its data dir, no namespace,
+     * veth or nftables table of its network, no cgroup of the sandboxes {@code ids}.
+     */
+    public static void assertNothingLeft(OciRuntimeConfig config, List<String> ids) {
+        assertThat(Command.check("runc", "--root", config.runcRoot().toString(), "list", "--quiet").stdout())
+                .isBlank();
+        assertThat(Mounts.under(config.dataDir())).isEmpty();
+        assertThat(config.dataDir().resolve("sandboxes")).satisfiesAnyOf(
                 p -> assertThat(p).doesNotExist(), p -> assertThat(p).isEmptyDirectory());
-        assertThat(HostNet.namespaces(NETWORK_NAME + "-")).isEmpty();
-        assertThat(HostNet.links(LINK_PREFIX)).isEmpty();
-        assertThat(HostNet.nftTables()).doesNotContain("table inet " + NETWORK_NAME);
+        assertThat(HostNet.namespaces(config.network().name() + "-")).isEmpty();
+        assertThat(HostNet.links(config.network().interfacePrefix())).isEmpty();
+        assertThat(HostNet.nftTables()).doesNotContain("table inet " + config.network().name());
         for (String id : ids) {
             assertThat(Cgroups.existing(RuncRuntime.DEFAULT_CGROUP_PARENT + "/" + id)).as("cgroups of " + id).isEmpty();
         }
@@ -352,7 +366,7 @@ public class OciRuntimeTest {
                     .isInstanceOf(RuntimeFailure.class)
                     .hasMessageContaining("exited before answering /health")
                     .hasMessageContaining("Invalid or corrupt jarfile");
-            assertNothingLeft(dataDir, runcRoot, ids);
+            assertNothingLeft(config, ids);
         } finally {
             Mounts.deleteTree(cache);
         }
