@@ -77,6 +77,7 @@ launch() {
   setsid "$REPO/bin/capsule" server --port "$PORT" --data-dir "$state/data" --cache-dir "$CAPSULE_CACHE_DIR" \
     ${CAPSULE_SERVER_ARGS:-} </dev/null >>"$log" 2>&1 &
   local pid=$!
+  disown "$pid" # a crash test's SIGKILL is not this shell's news
   echo "$pid" >"$state/pid"
   start_time "$pid" >"$state/start" || true
   local deadline=$((SECONDS + HEALTH_WAIT))

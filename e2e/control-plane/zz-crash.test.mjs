@@ -25,32 +25,57 @@ async function info(id) {
   return res.json
 }
 
-for (const keepMemory of [true, false]) {
-  test(`SIGKILL in the middle of a pause (memory ${keepMemory ? 'kept' : 'not kept'}): running or paused, files intact`, async () => {
-    const delays = keepMemory ? [0, 2, 5, 10, 25] : [5, 40]
-    for (const delayMs of delays) {
-      const sandbox = await create({ timeoutMs: 600_000 })
-      const content = randomBytes(32).toString('hex')
-      await sandbox.files.write('crash.txt', content)
-      const pausing = api('POST', `/sandboxes/${sandbox.sandboxId}/pause`, { body: { memory: keepMemory } }).catch((e) => e)
-      await sleep(delayMs)
-      killServer()
-      await pausing
-      await crashServer()
+/**
+ * Rounds of: write a fresh file in each sandbox, fire their pauses staggered so that the SIGKILL lands 0 to 400 ms
+ * into them (before, during and after the freeze or stop), kill the server, start it again, and check each one.
+ */
+const ROUNDS = [
+  { keepMemory: true, gapsMs: [0, 5, 15, 150] },
+  { keepMemory: true, gapsMs: [2, 10, 30, 400] },
+  { keepMemory: false, gapsMs: [0, 20, 60, 400] },
+]
 
-      const state = (await info(sandbox.sandboxId)).state
-      assert.ok(state === 'running' || state === 'paused', `after a kill ${delayMs} ms into the pause: ${state}`)
-      const connected = await Sandbox.connect(sandbox.sandboxId, { timeoutMs: 120_000 })
-      assert.equal((await info(sandbox.sandboxId)).state, 'running')
-      const read = await connected.commands.run('cat /home/user/crash.txt', { timeoutMs: 30_000 })
-      assert.equal(read.stdout, content, `files intact after a kill ${delayMs} ms into the pause (was ${state})`)
-      assert.equal(await connected.pause({ keepMemory }), true, 'and it pauses and resumes normally afterwards')
-      await Sandbox.connect(sandbox.sandboxId, { timeoutMs: 120_000 })
-      assert.equal((await connected.commands.run('echo alive')).stdout, 'alive\n')
-      assert.equal(await connected.kill(), true)
+test('SIGKILL in the middle of pauses: every sandbox comes back running or paused, with its files intact', async (t) => {
+  const sandboxes = []
+  for (let i = 0; i < 4; i++) sandboxes.push(await create({ timeoutMs: 600_000 }))
+  for (const { keepMemory, gapsMs } of ROUNDS) {
+    const contents = new Map()
+    for (const s of sandboxes) {
+      contents.set(s.sandboxId, randomBytes(32).toString('hex'))
+      await s.files.write('crash.txt', contents.get(s.sandboxId))
     }
-  })
-}
+    // fire the pauses so that the kill lands gapsMs[i] ms into sandbox i's pause: longest first
+    const plan = sandboxes.map((s, i) => ({ s, intoMs: gapsMs[i] })).sort((a, b) => b.intoMs - a.intoMs)
+    const pausing = []
+    for (let i = 0; i < plan.length; i++) {
+      pausing.push(api('POST', `/sandboxes/${plan[i].s.sandboxId}/pause`, { body: { memory: keepMemory } }).catch((e) => e))
+      await sleep(plan[i].intoMs - (plan[i + 1]?.intoMs ?? 0))
+    }
+    killServer()
+    await Promise.all(pausing)
+    await crashServer()
+
+    const states = []
+    for (const s of sandboxes) {
+      const state = (await info(s.sandboxId)).state
+      states.push(state)
+      const what = `sandbox ${s.sandboxId} (memory ${keepMemory}, gaps ${gapsMs}) was ${state} after the crash`
+      assert.ok(state === 'running' || state === 'paused', what)
+      await Sandbox.connect(s.sandboxId, { timeoutMs: 600_000 })
+      assert.equal((await info(s.sandboxId)).state, 'running', what)
+      const read = await s.commands.run('cat /home/user/crash.txt', { timeoutMs: 30_000 })
+      assert.equal(read.stdout, contents.get(s.sandboxId), `files intact: ${what}`)
+    }
+    t.diagnostic(`memory ${keepMemory}, killed ${gapsMs.join('/')} ms into the pauses: ${states.join(', ')} after the restart`)
+  }
+  // and they pause and resume normally afterwards
+  for (const s of sandboxes) {
+    assert.equal(await s.pause(), true)
+    await Sandbox.connect(s.sandboxId, { timeoutMs: 120_000 })
+    assert.equal((await s.commands.run('echo alive')).stdout, 'alive\n')
+    assert.equal(await s.kill(), true)
+  }
+})
 
 test('after a host reboot running and paused sandboxes come back from their files, their memory not kept', async () => {
   const running = await create({ timeoutMs: 600_000, envs: { AFTER: 'reboot' } })
