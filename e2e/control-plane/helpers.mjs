@@ -28,9 +28,15 @@ export const RUN = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`
 
 const created = new Set()
 
-/** Sandbox.create of the base template, remembered so that {@link killCreated} can end it. */
-export async function create(opts = {}) {
-  const sandbox = await Sandbox.create('base', { timeoutMs: 120_000, ...opts })
+/** Sandbox.create of the base template (or another, e.g. a snapshot), remembered so that {@link killCreated} can end it. */
+export async function create(opts = {}, template = 'base') {
+  const sandbox = await Sandbox.create(template, { timeoutMs: 120_000, ...opts })
+  created.add(sandbox.sandboxId)
+  return sandbox
+}
+
+/** Remembers a sandbox made some other way (e.g. a fork) so that {@link killCreated} ends it too. */
+export function track(sandbox) {
   created.add(sandbox.sandboxId)
   return sandbox
 }
