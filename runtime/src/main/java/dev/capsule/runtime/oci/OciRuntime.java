@@ -50,8 +50,9 @@ import java.util.regex.Pattern;
  * with a {@link HostLock}, so a second server on this host fails to start instead of adopting and removing the
  * first one's sandboxes.
  *
- * <p>Only template {@value #BASE_TEMPLATE} exists for now; it is built (minutes) the first time it is needed,
- * or by {@link #prepare()}.
+ * <p>Sandboxes start from template {@value #BASE_TEMPLATE} (built, minutes, the first time it is needed or by
+ * {@link #prepare()}) or from a snapshot taken on this host: a read-only layer of another sandbox's writes in a
+ * {@link LayerStore}, stacked between the template and the new sandbox's own writable layer.
  */
 public final class OciRuntime implements SandboxRuntime {
 
@@ -81,8 +82,9 @@ public final class OciRuntime implements SandboxRuntime {
     private final Set<String> starting = ConcurrentHashMap.newKeySet();
 
     /**
-     * Opens the driver on this host and re-adopts what a previous instance left running: networks of running
-     * sandboxes are kept with their recorded policy, networks of anything else are removed.
+     * Opens the driver on this host and re-adopts what a previous instance left: networks of running and frozen
+     * sandboxes are kept with their recorded policy, stopped sandboxes release what they still hold, networks of
+     * anything else are removed, and so are snapshot layers that an interrupted snapshot left half-written.
      *
      * @throws RuntimeFailure the host's networking could not be brought to a known state
      */
