@@ -7,23 +7,24 @@ import dev.capsule.runtime.RuntimeFailure;
 import dev.capsule.runtime.SandboxInstance;
 import dev.capsule.runtime.SandboxRuntime;
 import dev.capsule.runtime.SandboxSpec;
+import dev.capsule.runtime.SnapshotLayer;
 import dev.capsule.runtime.UnknownTemplate;
-import dev.capsule.runtime.bundle.BundleCache;
-import dev.capsule.runtime.bundle.BundleInputs;
 import dev.capsule.runtime.bundle.RuntimeBundle;
 import dev.capsule.runtime.host.Command;
 import dev.capsule.runtime.host.HostLock;
+import dev.capsule.runtime.host.Mounts;
+import dev.capsule.runtime.layer.Layer;
+import dev.capsule.runtime.layer.LayerStore;
 import dev.capsule.runtime.network.SandboxNetwork;
 import dev.capsule.runtime.network.SandboxNetworks;
 import dev.capsule.runtime.template.Template;
-import dev.capsule.runtime.template.TemplateCache;
-import dev.capsule.runtime.template.TemplateRecipe;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -49,8 +50,9 @@ import java.util.regex.Pattern;
  * with a {@link HostLock}, so a second server on this host fails to start instead of adopting and removing the
  * first one's sandboxes.
  *
- * <p>Only template {@value #BASE_TEMPLATE} exists for now; it is built (minutes) the first time it is needed,
- * or by {@link #prepare()}.
+ * <p>Sandboxes start from template {@value #BASE_TEMPLATE} (built, minutes, the first time it is needed or by
+ * {@link #prepare()}) or from a snapshot taken on this host: a read-only layer of another sandbox's writes in a
+ * {@link LayerStore}, stacked between the template and the new sandbox's own writable layer.
  */
 public final class OciRuntime implements SandboxRuntime {
 
@@ -67,23 +69,22 @@ public final class OciRuntime implements SandboxRuntime {
 
     private static final System.Logger LOG = System.getLogger(OciRuntime.class.getName());
     private static final Pattern SANDBOX_ID = Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
+    private static final long COPY_TIMEOUT_SECONDS = 3600;
 
     private final OciRuntimeConfig config;
     /** This process's claim on the runc root and the network, released by close(). */
     private final List<HostLock> claims;
     private final RuncRuntime runc;
-    private final TemplateCache templates;
-    private final BundleCache bundles;
+    private final LayerStore layers;
+    private final SandboxImages images;
     private final SandboxNetworks networks;
     /** Ids this instance is starting now: not taken by another start, not listed, not orphans. */
     private final Set<String> starting = ConcurrentHashMap.newKeySet();
-    private final Object resolveLock = new Object();
-    private volatile Template baseTemplate;
-    private volatile RuntimeBundle bundle;
 
     /**
-     * Opens the driver on this host and re-adopts what a previous instance left running: networks of running
-     * sandboxes are kept with their recorded policy, networks of anything else are removed.
+     * Opens the driver on this host and re-adopts what a previous instance left: networks of running and frozen
+     * sandboxes are kept with their recorded policy, stopped sandboxes release what they still hold, networks of
+     * anything else are removed, and so are snapshot layers that an interrupted snapshot left half-written.
      *
      * @throws RuntimeFailure the host's networking could not be brought to a known state
      */
@@ -92,8 +93,8 @@ public final class OciRuntime implements SandboxRuntime {
         this.claims = claimHost(config);
         CriuProbe.onThisHost(); // probed and logged once per process, at start-up rather than on a first /health
         this.runc = new RuncRuntime(config.dataDir(), config.runcRoot(), "runc", config.cgroupParent());
-        this.templates = new TemplateCache(config.cacheDir().resolve("templates"));
-        this.bundles = new BundleCache(config.cacheDir().resolve("bundles"));
+        this.layers = new LayerStore(config.dataDir().resolve("layers"), this::layersInUse);
+        this.images = new SandboxImages(config, layers);
         try {
             this.networks = SandboxNetworks.open(config.network());
             Map<String, NetworkPolicy> live = new TreeMap<>();
@@ -114,6 +115,12 @@ public final class OciRuntime implements SandboxRuntime {
             claims.forEach(HostLock::close);
             throw new RuntimeFailure("cannot open the oci runtime on this host (runc root " + config.runcRoot()
                     + ", network " + config.network().name() + "): " + e.getMessage(), e);
+        }
+        try {
+            layers.recover();
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.WARNING, "could not remove what interrupted snapshots left in "
+                    + layers.dir() + "; it is retried at the next start", e);
         }
     }
 
@@ -157,8 +164,8 @@ public final class OciRuntime implements SandboxRuntime {
 
     /** Builds (first time: minutes) or finds the base template and the runtime bundle, so start() need not. */
     public void prepare() {
-        template(BASE_TEMPLATE);
-        bundle();
+        images.template(BASE_TEMPLATE);
+        images.bundle();
     }
 
     @Override
@@ -168,19 +175,21 @@ public final class OciRuntime implements SandboxRuntime {
             throw new RuntimeFailure("sandbox id must be 1-63 lower-case letters, digits or '-' starting with a "
                     + "letter or digit (it is the hostname), got " + id);
         }
-        Template template = template(spec.templateId());
-        RuntimeBundle runtimeBundle = bundle();
+        Rootfs rootfs = images.rootfs(spec.templateId());
+        RuntimeBundle runtimeBundle = images.bundle();
         if (!starting.add(id)) {
             throw new RuntimeFailure("sandbox " + id + " is already being started; choose another id");
         }
-        try {
+        // pinned until the sandbox's record names its layers (or the start failed)
+        try (LayerStore.Pin pin = layers.pin(rootfs.layerNames())) {
             if (Files.exists(runc.directory(id).dir()) || networks.find(id).isPresent()) {
                 throw new RuntimeFailure("sandbox " + id + " already exists on this host; choose another id");
             }
-            SandboxManifest manifest = new SandboxManifest(id, template.name(), template.name(), template.hash(),
-                    List.of(), spec.resources() == null ? template.resources() : spec.resources(), Instant.now(),
-                    spec.network() == null ? NetworkPolicy.OPEN : spec.network());
-            return boot(manifest, template, runtimeBundle, true);
+            Template template = rootfs.template();
+            SandboxManifest manifest = new SandboxManifest(id, spec.templateId(), template.name(), template.hash(),
+                    rootfs.layerNames(), spec.resources() == null ? rootfs.resources() : spec.resources(),
+                    Instant.now(), spec.network() == null ? NetworkPolicy.OPEN : spec.network());
+            return boot(manifest, rootfs, runtimeBundle, true);
         } finally {
             starting.remove(id);
         }
@@ -191,7 +200,7 @@ public final class OciRuntime implements SandboxRuntime {
      * ({@code fresh} false: a cold boot) or on new ones. On failure everything this call took is released again;
      * a cold-booted sandbox keeps its files and stays stopped.
      */
-    private SandboxInstance boot(SandboxManifest manifest, Template template, RuntimeBundle runtimeBundle,
+    private SandboxInstance boot(SandboxManifest manifest, Rootfs rootfs, RuntimeBundle runtimeBundle,
                                  boolean fresh) {
         String id = manifest.sandboxId();
         SandboxNetwork network = null;
@@ -200,7 +209,7 @@ public final class OciRuntime implements SandboxRuntime {
         try {
             network = networks.allocate(id, manifest.network());
             Resources resources = manifest.resources();
-            ContainerSpec containerSpec = new ContainerSpec(id, template, List.of(), runtimeBundle,
+            ContainerSpec containerSpec = new ContainerSpec(id, rootfs.template(), rootfs.layerDirs(), runtimeBundle,
                     Optional.of(network.namespacePath()), RuntimeBundle.envdCommand(ENVD_JVM_OPTIONS, ENVD_ARGS),
                     Map.of(), new ResourceLimits(resources.cpuCount(), resources.memoryMB(), config.pidsMax()),
                     config.network().nameservers());
@@ -395,8 +404,8 @@ public final class OciRuntime implements SandboxRuntime {
 
     private SandboxInstance coldBoot(SandboxManifest manifest) {
         String id = manifest.sandboxId();
-        Template template = templateBuild(manifest);
-        RuntimeBundle runtimeBundle = bundle();
+        Rootfs rootfs = images.rootfs(manifest);
+        RuntimeBundle runtimeBundle = images.bundle();
         if (!starting.add(id)) {
             throw new RuntimeFailure("sandbox " + id + " is already being started; wait for it");
         }
@@ -409,9 +418,83 @@ public final class OciRuntime implements SandboxRuntime {
                 throw new RuntimeFailure("cannot cold-boot sandbox " + id + ": what its previous run left could not"
                         + " be released: " + e.getMessage(), e);
             }
-            return boot(manifest, template, runtimeBundle, false);
+            return boot(manifest, rootfs, runtimeBundle, false);
         } finally {
             starting.remove(id);
+        }
+    }
+
+    /**
+     * Copies the sandbox's writable layer (its upper dir: its writes, whiteouts of what it deleted, opaque
+     * directories, with owners, modes, extended attributes, links and holes, as {@code cp -a} as root does) into a
+     * new layer over the layers the sandbox itself stacks. A running sandbox is frozen and flushed for the copy
+     * and thawed after it, whatever happened; a frozen or stopped one stays as it is.
+     */
+    @Override
+    public SnapshotLayer snapshot(String sandboxId, String snapshotId) {
+        SandboxManifest manifest = existing(sandboxId, "snapshot");
+        if (snapshotId == null || snapshotId.isBlank() || BASE_TEMPLATE.equals(snapshotId)) {
+            throw new RuntimeFailure("'" + snapshotId + "' cannot name a snapshot: it is empty or a template's name;"
+                    + " choose another id");
+        }
+        Rootfs rootfs = images.rootfs(manifest);
+        requireStackable(sandboxId, rootfs);
+        Layer layer = layers.create(snapshotId, new LayerStore.Origin(rootfs.template().name(),
+                rootfs.template().hash(), rootfs.layerNames(), manifest.resources()), fs -> copyFiles(sandboxId, fs));
+        return new SnapshotLayer(snapshotId, layer.sizeBytes(), false);
+    }
+
+    /** Refuses a snapshot whose layers one more overlay mount could not stack (a page of mount options). */
+    private void requireStackable(String sandboxId, Rootfs rootfs) {
+        List<Path> lowers = new ArrayList<>();
+        lowers.add(layers.fs("0".repeat(LayerStore.NAME_LENGTH)));
+        lowers.addAll(rootfs.layerDirs());
+        lowers.add(rootfs.template().rootfs());
+        SandboxDirectory dir = runc.directory(sandboxId);
+        if (Mounts.overlayOptions(lowers, dir.upper(), dir.work()).length() > Mounts.MAX_MOUNT_OPTIONS) {
+            throw new RuntimeFailure("sandbox " + sandboxId + " rests on " + rootfs.layers().size() + " snapshot "
+                    + "layers: sandboxes from a snapshot of it could not stack one more; snapshot a sandbox made from"
+                    + " a shallower snapshot, or configure a shorter data directory path");
+        }
+    }
+
+    private void copyFiles(String sandboxId, Path target) {
+        ContainerState.Status status = status(sandboxId);
+        boolean froze = runs(status) && freezeAndFlush(sandboxId, status);
+        Path upper = runc.directory(sandboxId).upper();
+        Command.Result copied;
+        try {
+            copied = Command.run(List.of("cp", "-a", "-T", upper.toString(), target.toString()), COPY_TIMEOUT_SECONDS);
+        } catch (RuntimeException e) {
+            RuntimeFailure failure = new RuntimeFailure("cannot copy the files of sandbox " + sandboxId + ": "
+                    + e.getMessage(), e);
+            if (froze) {
+                thawAfterFailure(sandboxId, failure);
+            }
+            throw failure;
+        }
+        if (froze) {
+            try {
+                runc.resume(sandboxId);
+            } catch (RuntimeException e) {
+                throw new RuntimeFailure("cannot thaw sandbox " + sandboxId + " after copying its files (the "
+                        + "snapshot was not stored): " + e.getMessage() + "; resume the sandbox", e);
+            }
+        }
+        if (!copied.ok()) {
+            throw new RuntimeFailure("cannot copy the files of sandbox " + sandboxId + " (" + upper + "): "
+                    + copied.stderr().strip());
+        }
+    }
+
+    /**
+     * Deletes the snapshot's id at once; its layer's files go when nothing uses them any more (no sandbox started
+     * from it, no snapshot taken over it).
+     */
+    @Override
+    public void deleteSnapshot(String snapshotId) {
+        if (snapshotId != null && !snapshotId.isBlank()) {
+            layers.delete(snapshotId);
         }
     }
 
@@ -446,9 +529,11 @@ public final class OciRuntime implements SandboxRuntime {
         return status == ContainerState.Status.RUNNING || status == ContainerState.Status.PAUSED;
     }
 
+    /** As the interface says; layers deleted earlier that only this sandbox used go with it. */
     @Override
     public void destroy(String sandboxId) {
         requireId(sandboxId);
+        Optional<SandboxManifest> manifest = manifest(sandboxId);
         RuntimeFailure failure = null;
         try {
             runc.delete(sandboxId);
@@ -464,6 +549,15 @@ public final class OciRuntime implements SandboxRuntime {
                         + e.getMessage(), e);
             } else {
                 failure.addSuppressed(e);
+            }
+        }
+        // a half-created sandbox (no record) may have stacked layers as well
+        if (failure == null && (manifest.isEmpty() || !manifest.get().layers().isEmpty())) {
+            try {
+                layers.collectGarbage();
+            } catch (RuntimeException e) {
+                failure = new RuntimeFailure("sandbox " + sandboxId + " is destroyed but the snapshot layers only it"
+                        + " used could not be removed: " + e.getMessage(), e);
             }
         }
         if (failure != null) {
@@ -526,75 +620,16 @@ public final class OciRuntime implements SandboxRuntime {
         claims.forEach(HostLock::close);
     }
 
-    // --- templates and the bundle -------------------------------------------------------------------------
-
-    private Template template(String templateId) {
-        if (!BASE_TEMPLATE.equals(templateId)) {
-            throw new UnknownTemplate(templateId, "template '" + templateId + "' does not exist: the oci driver has "
-                    + "only '" + BASE_TEMPLATE + "' for now; create the sandbox from '" + BASE_TEMPLATE + "'");
-        }
-        Template template = baseTemplate;
-        if (template == null) {
-            synchronized (resolveLock) {
-                if (baseTemplate == null) {
-                    try {
-                        baseTemplate = templates.ensure(TemplateRecipe.base());
-                    } catch (RuntimeException e) {
-                        throw new RuntimeFailure("cannot build the base template in " + templates.dir() + ": "
-                                + e.getMessage(), e);
-                    }
-                }
-                template = baseTemplate;
-            }
-        }
-        return template;
-    }
-
-    /**
-     * The template build a sandbox rests on: the current build of its template, or the earlier one it was made
-     * from while that is still in the template cache.
-     */
-    private Template templateBuild(SandboxManifest manifest) {
-        Template current = template(manifest.templateName());
-        if (manifest.templateHash().isEmpty() || manifest.templateHash().equals(current.hash())) {
-            return current;
-        }
-        try {
-            return templates.find(manifest.templateName(), manifest.templateHash()).orElseThrow(() ->
-                    new RuntimeFailure("sandbox " + manifest.sandboxId() + " was made from template build "
-                            + manifest.templateName() + "-" + manifest.templateHash() + ", which is no longer in "
-                            + templates.dir() + "; its files cannot be started again, destroy it"));
-        } catch (IllegalStateException e) {
-            throw new RuntimeFailure(e.getMessage(), e);
-        }
-    }
-
-    private RuntimeBundle bundle() {
-        RuntimeBundle current = bundle;
-        if (current == null) {
-            synchronized (resolveLock) {
-                if (bundle == null) {
-                    for (Path file : List.of(config.envdJar(), config.execHelper())) {
-                        if (!Files.isRegularFile(file)) {
-                            throw new RuntimeFailure("envd build output " + file + " is missing: build envd with "
-                                    + "`./mvnw -pl envd -am package`, set CAPSULE_HOME to the repository, or "
-                                    + "configure the envd jar and exec helper paths");
-                        }
-                    }
-                    try {
-                        bundle = bundles.ensure(BundleInputs.of(config.envdJar(), config.execHelper()));
-                    } catch (RuntimeException e) {
-                        throw new RuntimeFailure("cannot build the runtime bundle in " + bundles.dir() + ": "
-                                + e.getMessage(), e);
-                    }
-                }
-                current = bundle;
-            }
-        }
-        return current;
-    }
-
     // --- state on disk ------------------------------------------------------------------------------------
+
+    /** The layers the sandboxes on this host stack, as their records say. */
+    private Set<String> layersInUse() {
+        Set<String> used = new HashSet<>();
+        for (String id : runc.list()) {
+            manifest(id).ifPresent(manifest -> used.addAll(manifest.layers()));
+        }
+        return used;
+    }
 
     private Optional<SandboxManifest> manifest(String id) {
         return SandboxManifest.read(runc.directory(id), Resources.DEFAULT);

@@ -52,10 +52,7 @@ record SandboxManifest(String sandboxId, String templateId, String templateName,
         template.put("name", templateName);
         template.put("hash", templateHash);
         layers.forEach(json.putArray("layers")::add);
-        ObjectNode limits = json.putObject("resources");
-        limits.put("cpuCount", resources.cpuCount());
-        limits.put("memoryMB", resources.memoryMB());
-        limits.put("diskSizeMB", resources.diskSizeMB());
+        json.set("resources", JSON.valueToTree(resources));
         json.put("startedAt", startedAt.toString());
         ObjectNode policy = json.putObject("network");
         policy.put("internetAccess", network.internetAccess());
@@ -91,8 +88,7 @@ record SandboxManifest(String sandboxId, String templateId, String templateName,
             json.path("layers").forEach(node -> layers.add(node.asText()));
             String templateId = json.path("templateId").asText();
             JsonNode limits = json.path("resources");
-            Resources resources = limits.isObject() ? new Resources(limits.path("cpuCount").asInt(),
-                    limits.path("memoryMB").asInt(), limits.path("diskSizeMB").asInt()) : defaults;
+            Resources resources = limits.isObject() ? JSON.treeToValue(limits, Resources.class) : defaults;
             return Optional.of(new SandboxManifest(json.path("sandboxId").asText(), templateId,
                     json.path("template").path("name").asText(templateId),
                     json.path("template").path("hash").asText(""), layers, resources,

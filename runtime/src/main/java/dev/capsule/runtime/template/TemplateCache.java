@@ -63,9 +63,8 @@ public final class TemplateCache {
         Path entry = cache.entry(key);
         try {
             JsonNode resources = JSON.readTree(entry.resolve("template.json").toFile()).path("resources");
-            return Optional.of(new Template(name, hash, entry.resolve("rootfs"), new Resources(
-                    resources.path("cpuCount").asInt(), resources.path("memoryMB").asInt(),
-                    resources.path("diskSizeMB").asInt())));
+            return Optional.of(new Template(name, hash, entry.resolve("rootfs"),
+                    JSON.treeToValue(resources, Resources.class)));
         } catch (IOException | RuntimeException e) {
             throw new IllegalStateException("template build " + key + " in " + dir() + " has no readable "
                     + "template.json: " + e.getMessage(), e);

@@ -45,7 +45,7 @@ class OciPersistenceTest {
             + " 2>/dev/null; echo exit=$?";
     /** A process that runs until its sandbox's processes end; cold boots must not bring it back. */
     static final String LONG_PROCESS = "setsid sleep 4242 >/dev/null 2>&1 < /dev/null &";
-    static final String COUNT_LONG_PROCESS = "ps -e -o args= | grep -c '^[s]leep 4242'";
+    static final String COUNT_LONG_PROCESS = "ps -e -o args= | grep -c '^[s]leep 4242'; true";
 
     static HostNet.Server internetServer;
 

@@ -113,14 +113,19 @@ public class OciRuntimeTest {
     }
 
     /**
-     * No container in the configuration's runc root, no mount or file of a sandbox in its data dir, no namespace,
-     * veth or nftables table of its network, no cgroup of the sandboxes {@code ids}.
+     * No container in the configuration's runc root, no mount, sandbox file or snapshot layer in its data dir, no
+     * namespace, veth or nftables table of its network, no cgroup of the sandboxes {@code ids}.
      */
     public static void assertNothingLeft(OciRuntimeConfig config, List<String> ids) {
         assertThat(Command.check("runc", "--root", config.runcRoot().toString(), "list", "--quiet").stdout())
                 .isBlank();
         assertThat(Mounts.under(config.dataDir())).isEmpty();
         assertThat(config.dataDir().resolve("sandboxes")).satisfiesAnyOf(
+                p -> assertThat(p).doesNotExist(), p -> assertThat(p).isEmptyDirectory());
+        // snapshot layers: none, and no id naming one
+        assertThat(config.dataDir().resolve("layers")).satisfiesAnyOf(p -> assertThat(p).doesNotExist(),
+                p -> assertThat(p).isDirectoryNotContaining(entry -> !entry.getFileName().toString().equals("ids")));
+        assertThat(config.dataDir().resolve("layers/ids")).satisfiesAnyOf(
                 p -> assertThat(p).doesNotExist(), p -> assertThat(p).isEmptyDirectory());
         assertThat(HostNet.namespaces(config.network().name() + "-")).isEmpty();
         assertThat(HostNet.links(config.network().interfacePrefix())).isEmpty();
