@@ -10,6 +10,7 @@ import dev.capsule.runtime.SandboxIds;
 import dev.capsule.runtime.SandboxRuntime;
 import dev.capsule.runtime.SandboxSpec;
 import dev.capsule.runtime.SnapshotLayer;
+import dev.capsule.runtime.UnknownTemplate;
 import dev.capsule.runtime.pool.WarmPool;
 import dev.capsule.server.lifecycle.LifecycleException.Conflict;
 import dev.capsule.server.lifecycle.LifecycleException.DriverFailure;
@@ -168,6 +169,8 @@ public final class SandboxLifecycle implements AutoCloseable {
                 if (inserted || pooled.isPresent()) {
                     abandon(id);
                 }
+                // e.g. a snapshot deleted between its lookup and this start
+                if (e instanceof UnknownTemplate) throw new TemplateNotFound(request.templateRef());
                 String cause = e instanceof RuntimeFailure ? e.getMessage() : e.getClass().getSimpleName() + ": " + e.getMessage();
                 throw new DriverFailure("could not start a sandbox from template '" + request.templateRef() + "': "
                         + cause + "; nothing was left behind, try again or check the server log", e);

@@ -435,6 +435,18 @@ class PersistenceTest {
     }
 
     @Test
+    void aSnapshotGoneFromTheHostIsA404AndLeavesNothing() {
+        String id = create("{\"templateID\":\"base\"}");
+        String snapshotId = new JsonObject(s.post("/sandboxes/" + id + "/snapshots", "{\"name\":\"gone\"}").body())
+                .getString("snapshotID");
+        runtime.snapshots.clear(); // deleted behind the server's back, or between a create's lookup and its start
+        var r = s.post("/v2/sandboxes", new JsonObject().put("templateID", snapshotId).encode());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(404);
+        assertThat(new JsonObject(r.body()).getString("message")).contains("gone:default");
+        assertThat(s.server.store().allSandboxes()).extracting(x -> x.id()).containsExactly(id);
+    }
+
+    @Test
     void snapshotsLeftUnfinishedByACrashAreDeletedAtStart() {
         String id = create("{\"templateID\":\"base\"}");
         s.server.store().insertSnapshot("unfinished0000000001", dev.capsule.server.store.Store.SNAPSHOT, id,
