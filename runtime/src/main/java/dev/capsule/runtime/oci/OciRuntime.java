@@ -296,7 +296,8 @@ public final class OciRuntime implements SandboxRuntime {
      * dir's file system (syncfs). Freezing first means no write can land after the flush, so everything the
      * sandbox wrote before the pause is on disk when this returns. If the flush fails a sandbox this call froze is
      * thawed again. Without {@code keepMemory} the frozen sandbox is then stopped: its processes killed, its
-     * container, cgroup, overlay mount and network released, its files kept. A stopped sandbox stays as it is.
+     * container, cgroup, overlay and disk mounts and network released, its files kept. A stopped sandbox stays as
+     * it is.
      */
     @Override
     public void pause(String sandboxId, boolean keepMemory) {
