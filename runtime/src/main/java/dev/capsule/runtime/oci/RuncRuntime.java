@@ -41,6 +41,7 @@ public final class RuncRuntime {
     private static final Object MOUNT_LOCK = new Object();
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final long RUNC_TIMEOUT_SECONDS = 60;
+    private static final int FREEZE_ATTEMPTS = 5;
 
     private final Path sandboxesDir;
     private final Path runcRoot;
@@ -275,9 +276,25 @@ public final class RuncRuntime {
         runc("kill", requireId(id), signal).orThrow();
     }
 
-    /** Freezes every process of the sandbox (cgroup freezer); memory stays, CPU is released. */
+    /**
+     * Freezes every process of the sandbox (cgroup freezer); memory stays, CPU is released. runc gives up ("unable
+     * to freeze") when the v1 freezer stays FREEZING for a few hundred milliseconds, as it does while a process of
+     * the sandbox sleeps uninterruptibly in I/O on a loaded host; it thaws again then, so this tries a few times.
+     */
     public void pause(String id) {
-        runc("pause", requireId(id)).orThrow();
+        requireId(id);
+        Command.Result result = runc("pause", id);
+        for (int attempt = 1; !result.ok() && result.stderr().contains("unable to freeze")
+                && attempt < FREEZE_ATTEMPTS; attempt++) {
+            try {
+                Thread.sleep(50);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            result = runc("pause", id);
+        }
+        result.orThrow();
     }
 
     public void resume(String id) {
