@@ -110,7 +110,9 @@ class OciPersistenceTest {
         envd.run(LONG_PROCESS);
         assertThat(envd.run(COUNT_LONG_PROCESS).stdout()).isEqualTo("1\n");
 
+        long begin = System.nanoTime();
         runtime.pause(id, false);
+        System.out.printf("pause without memory: %d ms%n", (System.nanoTime() - begin) / 1_000_000);
 
         assertOnlyFilesKept(id);
         SandboxInstance stopped = new SandboxInstance(id, "base", null, sandbox.startedAt(),
@@ -122,7 +124,9 @@ class OciPersistenceTest {
         // a stopped sandbox has no network: its new policy is recorded for the cold boot
         runtime.applyNetworkPolicy(id, NetworkPolicy.OPEN);
 
+        begin = System.nanoTime();
         Resumed resumed = runtime.resume(id);
+        System.out.printf("cold resume to envd healthy: %d ms%n", (System.nanoTime() - begin) / 1_000_000);
 
         assertThat(resumed.memoryKept()).isFalse();
         assertThat(resumed.instance().state()).isEqualTo(SandboxInstance.State.RUNNING);
