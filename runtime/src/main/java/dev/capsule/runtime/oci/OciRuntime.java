@@ -207,12 +207,13 @@ public final class OciRuntime implements SandboxRuntime {
         Sandbox container = null;
         boolean interrupted = false;
         try {
-            network = networks.allocate(id, manifest.network());
             Resources resources = manifest.resources();
+            ResourceLimits limits = new ResourceLimits(resources.cpuCount(), resources.memoryMB(), config.pidsMax(),
+                    resources.diskSizeMB());
+            network = networks.allocate(id, manifest.network());
             ContainerSpec containerSpec = new ContainerSpec(id, rootfs.template(), rootfs.layerDirs(), runtimeBundle,
                     Optional.of(network.namespacePath()), RuntimeBundle.envdCommand(ENVD_JVM_OPTIONS, ENVD_ARGS),
-                    Map.of(), new ResourceLimits(resources.cpuCount(), resources.memoryMB(), config.pidsMax()),
-                    config.network().nameservers());
+                    Map.of(), limits, config.network().nameservers());
             container = fresh ? runc.start(containerSpec) : runc.restart(containerSpec);
             if (fresh) {
                 manifest.write(container.directory());
@@ -295,7 +296,8 @@ public final class OciRuntime implements SandboxRuntime {
      * dir's file system (syncfs). Freezing first means no write can land after the flush, so everything the
      * sandbox wrote before the pause is on disk when this returns. If the flush fails a sandbox this call froze is
      * thawed again. Without {@code keepMemory} the frozen sandbox is then stopped: its processes killed, its
-     * container, cgroup, overlay mount and network released, its files kept. A stopped sandbox stays as it is.
+     * container, cgroup, overlay and disk mounts and network released, its files kept. A stopped sandbox stays as
+     * it is.
      */
     @Override
     public void pause(String sandboxId, boolean keepMemory) {
@@ -460,14 +462,14 @@ public final class OciRuntime implements SandboxRuntime {
 
     private void copyFiles(String sandboxId, Path target) {
         ContainerState.Status status = status(sandboxId);
-        boolean froze = runs(status) && freezeAndFlush(sandboxId, status);
-        Path upper = runc.directory(sandboxId).upper();
-        Command.Result copied;
+        if (!runs(status)) {
+            runc.withFiles(sandboxId, () -> copyUpper(sandboxId, target));
+            return;
+        }
+        boolean froze = freezeAndFlush(sandboxId, status);
         try {
-            copied = Command.run(List.of("cp", "-a", "-T", upper.toString(), target.toString()), COPY_TIMEOUT_SECONDS);
-        } catch (RuntimeException e) {
-            RuntimeFailure failure = new RuntimeFailure("cannot copy the files of sandbox " + sandboxId + ": "
-                    + e.getMessage(), e);
+            copyUpper(sandboxId, target);
+        } catch (RuntimeFailure failure) {
             if (froze) {
                 thawAfterFailure(sandboxId, failure);
             }
@@ -480,6 +482,16 @@ public final class OciRuntime implements SandboxRuntime {
                 throw new RuntimeFailure("cannot thaw sandbox " + sandboxId + " after copying its files (the "
                         + "snapshot was not stored): " + e.getMessage() + "; resume the sandbox", e);
             }
+        }
+    }
+
+    private void copyUpper(String sandboxId, Path target) {
+        Path upper = runc.directory(sandboxId).upper();
+        Command.Result copied;
+        try {
+            copied = Command.run(List.of("cp", "-a", "-T", upper.toString(), target.toString()), COPY_TIMEOUT_SECONDS);
+        } catch (RuntimeException e) {
+            throw new RuntimeFailure("cannot copy the files of sandbox " + sandboxId + ": " + e.getMessage(), e);
         }
         if (!copied.ok()) {
             throw new RuntimeFailure("cannot copy the files of sandbox " + sandboxId + " (" + upper + "): "

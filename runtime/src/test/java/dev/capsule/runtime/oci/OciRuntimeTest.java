@@ -114,7 +114,8 @@ public class OciRuntimeTest {
 
     /**
      * No container in the configuration's runc root, no mount, sandbox file or snapshot layer in its data dir, no
-     * namespace, veth or nftables table of its network, no cgroup of the sandboxes {@code ids}.
+     * loop device on a file in it, no namespace, veth or nftables table of its network, no cgroup of the sandboxes
+     * {@code ids}.
      */
     public static void assertNothingLeft(OciRuntimeConfig config, List<String> ids) {
         assertThat(Command.check("runc", "--root", config.runcRoot().toString(), "list", "--quiet").stdout())
@@ -127,6 +128,8 @@ public class OciRuntimeTest {
                 p -> assertThat(p).isDirectoryNotContaining(entry -> !entry.getFileName().toString().equals("ids")));
         assertThat(config.dataDir().resolve("layers/ids")).satisfiesAnyOf(
                 p -> assertThat(p).doesNotExist(), p -> assertThat(p).isEmptyDirectory());
+        assertThat(Command.check("losetup", "--list", "--noheadings", "--output", "BACK-FILE").stdout())
+                .as("loop devices of sandbox disks").doesNotContain(config.dataDir().toString());
         assertThat(HostNet.namespaces(config.network().name() + "-")).isEmpty();
         assertThat(HostNet.links(config.network().interfacePrefix())).isEmpty();
         assertThat(HostNet.nftTables()).doesNotContain("table inet " + config.network().name());
@@ -256,7 +259,7 @@ public class OciRuntimeTest {
         SandboxInstance sandbox = start(NetworkPolicy.OPEN);
         String id = sandbox.sandboxId();
         EnvdClient envd = new EnvdClient(sandbox);
-        Path upper = dataDir.resolve("sandboxes/" + id + "/upper/home/user");
+        Path upper = dataDir.resolve("sandboxes/" + id + "/disk/upper/home/user");
         // a counter kept only in the shell's memory, written out on each tick
         envd.run("setsid bash -c 'i=0; while true; do i=$((i+1)); echo $i > /home/user/count.tmp;"
                 + " mv /home/user/count.tmp /home/user/count; sleep 0.02; done' >/dev/null 2>&1 < /dev/null &");
@@ -354,6 +357,32 @@ public class OciRuntimeTest {
         }
         assertThat(new EnvdClient(sandbox).run("cat /etc/resolv.conf").stdout())
                 .isEqualTo(config.network().resolvConf());
+    }
+
+    @Test
+    void aSandboxCannotWritePastItsDiskSizeAndKeepsRunning() throws IOException {
+        String id = newId();
+        ids.add(id);
+        SandboxInstance sandbox = runtime.start(new SandboxSpec(id, "base", new Resources(1, 256, 64),
+                NetworkPolicy.OPEN));
+        EnvdClient envd = new EnvdClient(sandbox);
+
+        long totalMB = Long.parseLong(envd.run("df -m --output=size / | tail -1").stdout().strip());
+        assertThat(totalMB).as("df inside shows about the disk size").isBetween(48L, 64L);
+        EnvdClient.Result filling = envd.run("dd if=/dev/zero of=/home/user/big bs=1M count=100 2>&1");
+        assertThat(filling.exitCode()).isNotZero();
+        assertThat(filling.stdout()).contains("No space left on device");
+
+        assertThat(envd.health()).isEqualTo(204);
+        assertThat(envd.run("rm /home/user/big && echo fine > /home/user/small && cat /home/user/small").stdout())
+                .isEqualTo("fine\n");
+        Path disk = dataDir.resolve("sandboxes/" + id + "/disk.img");
+        assertThat(Files.size(disk)).as("the host holds a file of the disk size").isEqualTo(64L << 20);
+
+        String tooSmall = newId();
+        assertThatThrownBy(() -> runtime.start(new SandboxSpec(tooSmall, "base", new Resources(1, 256, 8),
+                NetworkPolicy.OPEN))).isInstanceOf(RuntimeFailure.class).hasMessageContaining("diskSizeMB must be at least 16");
+        assertThat(dataDir.resolve("sandboxes/" + tooSmall)).doesNotExist();
     }
 
     @Test
