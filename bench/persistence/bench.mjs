@@ -8,7 +8,7 @@
 // through the REST API with plain fetch (what the SDK sends, without its client-side work); creates and commands
 // use the official SDK. Each series starts with 3 warm-up samples that are not counted.
 import { execFile } from 'node:child_process'
-import { appendFileSync, readFileSync } from 'node:fs'
+import { appendFileSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
@@ -75,7 +75,9 @@ async function measure() {
 
     // the driver's own freeze and thaw: the commands the oci driver runs, on the bench server's runc root
     const runcRoot = process.env.CAPSULE_RUNC_ROOT
-    const upper = join(process.env.CAPSULE_DATA_DIR, 'sandboxes', id, 'upper')
+    // the upper dir is on the sandbox's own disk (disk/upper), or directly in its directory on older layouts
+    const dir = join(process.env.CAPSULE_DATA_DIR, 'sandboxes', id)
+    const upper = existsSync(join(dir, 'disk', 'upper')) ? join(dir, 'disk', 'upper') : join(dir, 'upper')
     await measureCycles(ROUNDS, async () => {
       const freeze = await timed(() => run('runc', ['--root', runcRoot, 'pause', id]))
       const flush = await timed(() => run('sync', ['-f', upper]))
