@@ -23,6 +23,7 @@ export ROUNDS=${ROUNDS:-50}
 export SNAPSHOT_ROUNDS=${SNAPSHOT_ROUNDS:-5}
 export JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 export CAPSULE_CACHE_DIR=${CAPSULE_CACHE_DIR:-/var/cache/capsule}
+BENCH_OUT=${BENCH_OUT:+$(realpath -m "$BENCH_OUT")} # the script changes directory below
 
 log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
