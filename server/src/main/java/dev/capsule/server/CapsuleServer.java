@@ -58,16 +58,10 @@ public final class CapsuleServer implements AutoCloseable {
         this.pool = pool;
     }
 
-    /** What the log says at start-up about how paused sandboxes keep their memory on this host. */
+    /** What the log says at start-up about how paused sandboxes keep their memory on this host, and why. */
     static String pauseModeNote(SandboxRuntime runtime) {
-        return switch (runtime.pauseMode()) {
-            case "freeze" -> "pause mode: freeze (a paused sandbox's processes are frozen in their cgroup and its"
-                    + " memory stays in RAM; hibernating to disk with CRIU is not done: CRIU could not checkpoint on"
-                    + " the hosts measured and its start-up self-test does not exist yet); GET /health reports it in"
-                    + " the Capsule-Pause-Mode header";
-            case "none" -> "pause mode: none (the " + runtime.name() + " driver cannot pause sandboxes)";
-            default -> "pause mode: " + runtime.pauseMode();
-        };
+        return "pause mode: " + runtime.pauseMode() + " (" + runtime.pauseModeReason() + "); GET /health reports it in"
+                + " the Capsule-Pause-Mode header, GET /health/details with the reason";
     }
 
     /** Starts everything and returns once the port is listening; prints the API key on a first start. */
