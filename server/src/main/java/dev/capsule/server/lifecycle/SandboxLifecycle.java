@@ -6,6 +6,8 @@ import dev.capsule.runtime.SandboxIds;
 import dev.capsule.runtime.SandboxRuntime;
 import dev.capsule.runtime.SandboxSpec;
 import dev.capsule.runtime.pool.WarmPool;
+import dev.capsule.server.events.SandboxEvents;
+import dev.capsule.server.logging.LogContext;
 import dev.capsule.server.lifecycle.LifecycleException.Conflict;
 import dev.capsule.server.lifecycle.LifecycleException.DriverFailure;
 import dev.capsule.server.lifecycle.LifecycleException.InvalidRequest;
@@ -64,6 +66,7 @@ public final class SandboxLifecycle implements AutoCloseable {
     private final Clock clock;
     private final Duration defaultTimeout;
     private final Duration maxTimeout;
+    private final SandboxEvents events;
     private final ConcurrentHashMap<String, ReentrantLock> locks = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<String, Route> routes = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<String, ScheduledFuture<?>> timers = new ConcurrentHashMap<>();
@@ -74,6 +77,13 @@ public final class SandboxLifecycle implements AutoCloseable {
 
     public SandboxLifecycle(Store store, SandboxRuntime runtime, EnvdClient envd, Clock clock,
                             Duration defaultTimeout, Duration maxTimeout) {
+        this(store, runtime, envd, clock, defaultTimeout, maxTimeout, new SandboxEvents(store, clock));
+    }
+
+    /** With the server's events component, which also feeds webhooks, sandbox logs and metrics. */
+    public SandboxLifecycle(Store store, SandboxRuntime runtime, EnvdClient envd, Clock clock,
+                            Duration defaultTimeout, Duration maxTimeout, SandboxEvents events) {
+        this.events = events;
         this.store = store;
         this.runtime = runtime;
         this.envd = envd;
@@ -105,6 +115,7 @@ public final class SandboxLifecycle implements AutoCloseable {
      * destroys what it started, the row is deleted, and {@link DriverFailure} says what went wrong.
      */
     public SandboxRecord create(CreateRequest request) {
+        long began = System.nanoTime();
         TemplateRecord template = store.findTemplate(request.templateRef())
                 .orElseThrow(() -> new TemplateNotFound(request.templateRef()));
         Duration timeout = request.timeout() == null ? defaultTimeout : checkTimeout(request.timeout());
@@ -153,6 +164,7 @@ public final class SandboxLifecycle implements AutoCloseable {
             routes.put(id, new Route(id, SandboxState.RUNNING, instance.address(), request.lifecycle().autoResume()));
             arm(id, endAt);
             event(id, "sandbox.lifecycle.created", null);
+            events.transitionTook("create", began);
             return record.withState(SandboxState.RUNNING).withAddress(address).withEndAt(endAt);
         });
     }
@@ -273,6 +285,7 @@ public final class SandboxLifecycle implements AutoCloseable {
     }
 
     private SandboxRecord pauseLocked(SandboxRecord s) {
+        long began = System.nanoTime();
         cancelTimer(s.id());
         // Routed as paused before the freeze, so no new request is sent into a sandbox that is freezing.
         routes.put(s.id(), new Route(s.id(), SandboxState.PAUSED, parseAddress(s.address()), s.lifecycle().autoResume()));
@@ -297,10 +310,12 @@ public final class SandboxLifecycle implements AutoCloseable {
             throw e;
         }
         event(s.id(), "sandbox.lifecycle.paused", null);
+        events.transitionTook("pause", began);
         return s.withState(SandboxState.PAUSED);
     }
 
     private SandboxRecord resumeLocked(SandboxRecord s, Duration timeout) {
+        long began = System.nanoTime();
         try {
             runtime.resume(s.id());
         } catch (RuntimeException e) {
@@ -313,6 +328,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         routes.put(s.id(), routeOf(running));
         arm(s.id(), endAt);
         event(s.id(), "sandbox.lifecycle.resumed", null);
+        events.transitionTook("resume", began);
         return running;
     }
 
@@ -353,6 +369,7 @@ public final class SandboxLifecycle implements AutoCloseable {
     private void killLocked(SandboxRecord s) {
         routes.remove(s.id());
         cancelTimer(s.id());
+        events.beforeDestroy(s.id()); // its console goes with it: the sandbox's log keeps what it said
         try {
             runtime.destroy(s.id());
         } catch (RuntimeFailure e) {
@@ -526,7 +543,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         ReentrantLock lock = locks.computeIfAbsent(id, k -> new ReentrantLock());
         lock.lock();
         try {
-            return work.get();
+            return LogContext.forSandbox(id, work); // the server's log lines name the sandbox
         } finally {
             lock.unlock();
         }
@@ -534,7 +551,7 @@ public final class SandboxLifecycle implements AutoCloseable {
 
     private void event(String id, String type, String data) {
         try {
-            store.addEvent(id, type, data);
+            events.record(id, type, data);
         } catch (RuntimeException e) {
             LOG.log(System.Logger.Level.WARNING, "recording event " + type + " of " + id + " failed", e);
         }
