@@ -100,7 +100,7 @@ public final class ServerMetrics {
         List<Template> found = new ArrayList<>();
         if (!access.equals("off")) found.add(template(Set.of(HttpMethod.GET), "/metrics"));
         for (Route route : api.getRoutes()) {
-            if (route.getPath() != null && !route.isRegexPath()) found.add(template(route.methods(), route.getPath()));
+            if (route.getPath() != null) found.add(template(route.methods(), route.getPath()));
         }
         templates = List.copyOf(found);
         return root;
