@@ -68,6 +68,12 @@ public final class ServerLogging {
         return "TRACE";
     }
 
+    /** The thread's name; virtual threads are mostly unnamed, so theirs is "virtual-<id>". */
+    static String threadName() {
+        Thread t = Thread.currentThread();
+        return t.getName().isEmpty() ? (t.isVirtual() ? "virtual-" : "thread-") + t.threadId() : t.getName();
+    }
+
     static String stackTrace(Throwable t) {
         StringWriter out = new StringWriter();
         t.printStackTrace(new PrintWriter(out));
@@ -85,7 +91,7 @@ public final class ServerLogging {
                     .put("logger", r.getLoggerName())
                     .put("message", message);
             sandboxOf(message).ifPresent(id -> line.put("sandboxId", id));
-            line.put("thread", Thread.currentThread().getName());
+            line.put("thread", threadName());
             if (r.getThrown() != null) line.put("exception", stackTrace(r.getThrown()));
             return line.encode() + System.lineSeparator();
         }
