@@ -1,6 +1,8 @@
 package dev.capsule.server.api;
 
+import dev.capsule.runtime.SandboxIds;
 import dev.capsule.server.lifecycle.LifecycleException;
+import dev.capsule.server.logging.LogContext;
 import io.vertx.core.Context;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
@@ -11,8 +13,8 @@ import io.vertx.ext.web.RoutingContext;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
+import java.util.function.Supplier;
 
 /**
  * The plumbing that endpoint classes outside {@link SandboxApi} (events, webhooks, metrics, logs) share with it:
@@ -51,12 +53,15 @@ public final class Endpoints {
      * Runs {@code work} on a virtual thread and answers with its reply on the request's context; errors become
      * {@code {code, message}}. Validation that needs no I/O may throw here already, on the event loop, as well.
      */
-    public static void blocking(RoutingContext ctx, ExecutorService workers, Callable<Reply> work) {
+    public static void blocking(RoutingContext ctx, ExecutorService workers, Supplier<Reply> work) {
         Context vc = Vertx.currentContext();
+        String id = ctx.pathParam("id");
+        String sandbox = SandboxIds.isValid(id) ? id : null;
         workers.execute(() -> {
             Reply reply;
             try {
-                reply = work.call();
+                // lines logged for a request about one sandbox carry its id
+                reply = sandbox == null ? work.get() : LogContext.forSandbox(sandbox, work);
             } catch (LifecycleException e) {
                 reply = error(SandboxApi.statusOf(e), e.getMessage());
             } catch (ApiError e) {
