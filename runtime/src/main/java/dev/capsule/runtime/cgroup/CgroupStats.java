@@ -26,6 +26,7 @@ public record CgroupStats(boolean frozen, long cpuNanos, long memoryBytes, long 
 
     /** What memory limits at or above this mean: none (v1 writes "unlimited" as a page-rounded LONG_MAX). */
     private static final long UNLIMITED = Long.MAX_VALUE / 2;
+    private static final Map<String, List<Path>> DIRECTORIES = new java.util.concurrent.ConcurrentHashMap<>();
 
     /** Memory in use as container tools report it: charged memory minus the inactive page cache. */
     public long workingSet() {
@@ -38,7 +39,9 @@ public record CgroupStats(boolean frozen, long cpuNanos, long memoryBytes, long 
      */
     public static Optional<CgroupStats> read(String cgroupsPath) {
         Map<String, Path> files = new HashMap<>();
-        for (Path dir : Cgroups.directoriesOf(cgroupsPath)) {
+        // a cgroup's directories do not move while it lives: found once (that reads two /proc files), then reused
+        List<Path> dirs = DIRECTORIES.computeIfAbsent(cgroupsPath, Cgroups::directoriesOf);
+        for (Path dir : dirs) {
             if (!Files.isDirectory(dir)) continue;
             for (String name : List.of("cpuacct.usage", "memory.usage_in_bytes", "memory.limit_in_bytes",
                     "memory.stat", "cpu.cfs_quota_us", "cpu.cfs_period_us", "freezer.state", "cpu.stat",
@@ -48,11 +51,15 @@ public record CgroupStats(boolean frozen, long cpuNanos, long memoryBytes, long 
                 if (!files.containsKey(name) && Files.isRegularFile(file)) files.put(name, file);
             }
         }
-        if (files.isEmpty()) return Optional.empty();
+        if (files.isEmpty()) {
+            DIRECTORIES.remove(cgroupsPath); // gone: forget it
+            return Optional.empty();
+        }
         try {
             return Optional.of(files.containsKey("cpuacct.usage") || files.containsKey("memory.usage_in_bytes")
                     ? v1(files) : v2(files));
         } catch (NoSuchFileException gone) {
+            DIRECTORIES.remove(cgroupsPath);
             return Optional.empty(); // removed while being read: the container was just deleted
         } catch (IOException | RuntimeException e) {
             throw new IllegalStateException("cannot read the accounting of cgroup " + cgroupsPath + ": " + e.getMessage(), e);
