@@ -82,9 +82,9 @@ for interval in $INTERVALS; do
     t1=$(cpu_seconds "$pid")
     read -r c1 s1 < <(pass_stats)
     rows+=("$(awk -v iv="$interval" -v t0="$t0" -v t1="$t1" -v w="$WINDOW" -v c="$((c1 - c0))" -v s0="$s0" -v s1="$s1" -v n="$SANDBOXES" 'BEGIN {
-        cpu = t1 - t0; pass = c > 0 ? (s1 - s0) / c * 1000 : 0
-        printf "| %s | %.2f | %.1f %% | %d | %s | %s |", iv, cpu, cpu / w * 100, c,
-            c > 0 ? sprintf("%.1f", pass) : "-", c > 0 ? sprintf("%.2f", pass / n) : "-" }')")
+        cpu = t1 - t0; perpass = "-"; persandbox = "-"
+        if (c > 0) { pass = (s1 - s0) / c * 1000; perpass = sprintf("%.1f", pass); persandbox = sprintf("%.2f", pass / n) }
+        printf "| %s | %.2f | %.1f %% | %d | %s | %s |", iv, cpu, cpu / w * 100, c, perpass, persandbox }')")
 done
 
 table="Server CPU with $SANDBOXES running sandboxes over ${WINDOW} s per sampling interval ($(nproc) cores, $(date -u +%Y-%m-%d)):

@@ -116,8 +116,9 @@ public final class CapsuleServer implements AutoCloseable {
                     if (target != null) {
                         metrics.gatewayRequest(req);
                         gateway.handle(req, target);
+                    } else {
+                        router.handle(req);
                     }
-                    else router.handle(req);
                 } catch (RuntimeException e) {
                     System.getLogger(CapsuleServer.class.getName()).log(System.Logger.Level.ERROR, "request failed", e);
                     if (!req.response().headWritten()) {
