@@ -73,9 +73,10 @@ launch() {
   local code; code="$(health_code)"
   [ "$code" = "000" ] || die "port $PORT already answers HTTP ($code on /health); stop whatever listens there"
   say "starting bin/capsule server --port $PORT --data-dir $state/data (cache $CAPSULE_CACHE_DIR, log $log)"
+  # --metrics-interval 1s: the observability suite watches metrics change; CAPSULE_SERVER_ARGS may override it
   # shellcheck disable=SC2086
   setsid "$REPO/bin/capsule" server --port "$PORT" --data-dir "$state/data" --cache-dir "$CAPSULE_CACHE_DIR" \
-    ${CAPSULE_SERVER_ARGS:-} </dev/null >>"$log" 2>&1 &
+    --metrics-interval 1s ${CAPSULE_SERVER_ARGS:-} </dev/null >>"$log" 2>&1 &
   local pid=$!
   disown "$pid" # a crash test's SIGKILL is not this shell's news
   echo "$pid" >"$state/pid"

@@ -1,6 +1,8 @@
 package dev.capsule.runtime.oci;
 
+import dev.capsule.runtime.ConsoleOutput;
 import dev.capsule.runtime.NetworkPolicy;
+import dev.capsule.runtime.ResourceUsage;
 import dev.capsule.runtime.Resources;
 import dev.capsule.runtime.Resumed;
 import dev.capsule.runtime.RuntimeFailure;
@@ -10,6 +12,8 @@ import dev.capsule.runtime.SandboxSpec;
 import dev.capsule.runtime.SnapshotLayer;
 import dev.capsule.runtime.UnknownTemplate;
 import dev.capsule.runtime.bundle.RuntimeBundle;
+import dev.capsule.runtime.cgroup.CgroupStats;
+import dev.capsule.runtime.host.DiskUsage;
 import dev.capsule.runtime.host.Command;
 import dev.capsule.runtime.host.HostLock;
 import dev.capsule.runtime.host.Mounts;
@@ -65,6 +69,8 @@ public final class OciRuntime implements SandboxRuntime {
     private static final System.Logger LOG = System.getLogger(OciRuntime.class.getName());
     private static final Pattern SANDBOX_ID = Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
     private static final long COPY_TIMEOUT_SECONDS = 3600;
+    /** Memory reported as a sandbox's total when its cgroup has no limit. */
+    private static final long HOST_MEMORY = hostMemory();
 
     private final OciRuntimeConfig config;
     /** This process's claim on the runc root and the network, released by close(). */
@@ -75,6 +81,7 @@ public final class OciRuntime implements SandboxRuntime {
     private final SandboxNetworks networks;
     /** Ids this instance is starting now: not taken by another start, not listed, not orphans. */
     private final Set<String> starting = ConcurrentHashMap.newKeySet();
+    private final DiskUsage disks = new DiskUsage();
 
     /**
      * Opens the driver on this host and re-adopts what a previous instance left: networks of running and frozen
@@ -522,6 +529,34 @@ public final class OciRuntime implements SandboxRuntime {
         }
     }
 
+    /**
+     * From the sandbox's cgroup (CPU time, memory, the CPU quota) and its upper dir ({@link DiskUsage}: the
+     * writable layer's own file system if it has one, else a bounded walk; total is the size of the file system
+     * the layer is on). Empty when it is frozen or gone.
+     */
+    @Override
+    public Optional<ResourceUsage> usage(String sandboxId) {
+        Optional<CgroupStats> stats = CgroupStats.read(runc.cgroupsPath(requireId(sandboxId)));
+        if (stats.isEmpty() || stats.get().frozen()) {
+            return Optional.empty();
+        }
+        DiskUsage.Measured disk = disks.of(runc.directory(sandboxId).upper());
+        if (disk == null) {
+            return Optional.empty();
+        }
+        CgroupStats s = stats.get();
+        long memTotal = s.memoryLimit() > 0 ? Math.min(s.memoryLimit(), HOST_MEMORY) : HOST_MEMORY;
+        return Optional.of(new ResourceUsage(Instant.now(),
+                s.cpuQuota() > 0 ? s.cpuQuota() : Runtime.getRuntime().availableProcessors(), s.cpuNanos(),
+                s.workingSet(), memTotal, s.cacheBytes(), disk.used(), disk.total()));
+    }
+
+    /** The sandbox's console.log (its init's and envd's stdout and stderr, see {@link RuncRuntime}). */
+    @Override
+    public Optional<ConsoleOutput> console(String sandboxId, long from, int maxBytes) {
+        return ConsoleLog.read(runc.directory(requireId(sandboxId)).log(), from, maxBytes);
+    }
+
     /** runc's status of the sandbox (STOPPED when runc does not know it), or empty when runc cannot tell. */
     private Optional<ContainerState.Status> statusIfReadable(String id) {
         try {
@@ -647,6 +682,19 @@ public final class OciRuntime implements SandboxRuntime {
         requireId(id);
         return manifest(id).orElseThrow(() -> new RuntimeFailure("sandbox " + id + " does not exist on this host;"
                 + " there is nothing to " + action));
+    }
+
+    private static long hostMemory() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
+                if (line.startsWith("MemTotal:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            // fall through: no better figure than the JVM's own view
+        }
+        return Runtime.getRuntime().maxMemory();
     }
 
     private static String requireId(String id) {

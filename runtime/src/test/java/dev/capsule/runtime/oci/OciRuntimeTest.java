@@ -1,6 +1,8 @@
 package dev.capsule.runtime.oci;
 
+import dev.capsule.runtime.ConsoleOutput;
 import dev.capsule.runtime.NetworkPolicy;
+import dev.capsule.runtime.ResourceUsage;
 import dev.capsule.runtime.Resources;
 import dev.capsule.runtime.RuntimeFailure;
 import dev.capsule.runtime.SandboxInstance;
@@ -306,6 +308,50 @@ public class OciRuntimeTest {
         } catch (IOException | NumberFormatException e) {
             return 0;
         }
+    }
+
+    @Test
+    void usageComesFromTheCgroupAndTheUpperDirAndIsEmptyWhilePaused() {
+        SandboxInstance sandbox = start(NetworkPolicy.OPEN);
+        String id = sandbox.sandboxId();
+        EnvdClient envd = new EnvdClient(sandbox);
+        ResourceUsage first = runtime.usage(id).orElseThrow();
+        assertThat(first.cpuCount()).isEqualTo(Resources.DEFAULT.cpuCount());
+        assertThat(first.memTotal()).isEqualTo(Resources.DEFAULT.memoryMB() * 1024L * 1024L);
+        assertThat(first.memUsed()).isPositive().isLessThan(first.memTotal());
+        assertThat(first.diskTotal()).isPositive();
+
+        // a second of busy CPU, 20 MB written to its files, 200 MB held by a process
+        envd.run("timeout 1 sh -c 'while :; do :; done'; head -c 20000000 /dev/zero > /home/user/blob;"
+                + " nohup python3 -c 'import time; x = bytearray(200 * 1024 * 1024); time.sleep(60)' >/dev/null 2>&1 &");
+        Awaitility.await().atMost(java.time.Duration.ofSeconds(30)).untilAsserted(() -> {
+            ResourceUsage now = runtime.usage(id).orElseThrow();
+            assertThat(now.cpuUsageNanos() - first.cpuUsageNanos()).isGreaterThan(800_000_000L);
+            assertThat(now.diskUsed() - first.diskUsed()).isGreaterThanOrEqualTo(20_000_000L);
+            assertThat(now.memUsed() - first.memUsed()).isGreaterThan(190L * 1024 * 1024);
+        });
+
+        runtime.pause(id, true);
+        assertThat(runtime.usage(id)).isEmpty();
+        runtime.resume(id);
+        assertThat(runtime.usage(id)).isPresent();
+        runtime.destroy(id);
+        assertThat(runtime.usage(id)).isEmpty();
+    }
+
+    @Test
+    void theConsoleIsReadInWholeLinesFromAnOffset() {
+        SandboxInstance sandbox = start(NetworkPolicy.OPEN);
+        ConsoleOutput all = runtime.console(sandbox.sandboxId(), 0, 64 * 1024).orElseThrow();
+        assertThat(all.lines()).anyMatch(line -> line.startsWith("envd listening on"));
+        assertThat(all.next()).isPositive();
+        assertThat(runtime.console(sandbox.sandboxId(), all.next(), 64 * 1024).orElseThrow().lines()).isEmpty();
+        // a small read stops at a line's end, and the next read carries on from there
+        ConsoleOutput head = runtime.console(sandbox.sandboxId(), 0, 8).orElseThrow();
+        assertThat(head.lines()).hasSize(1);
+        assertThat(head.next()).isPositive().isLessThanOrEqualTo(8);
+        runtime.destroy(sandbox.sandboxId());
+        assertThat(runtime.console(sandbox.sandboxId(), 0, 1024)).isEmpty();
     }
 
     @Test

@@ -45,12 +45,23 @@ public final class SandboxApi {
     private final ApiKeys apiKeys;
     private final ExecutorService workers;
     private final String domain;
+    private final List<java.util.function.Consumer<Router>> extensions = new ArrayList<>();
 
     public SandboxApi(SandboxLifecycle lifecycle, ApiKeys apiKeys, ExecutorService workers, String domain) {
         this.lifecycle = lifecycle;
         this.apiKeys = apiKeys;
         this.workers = workers;
         this.domain = domain;
+    }
+
+    /**
+     * Adds endpoints from another class (events, metrics, logs...): they are served behind the same body limit
+     * and API-key check, ahead of this class's own routes (so {@code /sandboxes/metrics} is not read as a sandbox
+     * id) and of the 404 fallback.
+     */
+    public SandboxApi with(java.util.function.Consumer<Router> routes) {
+        extensions.add(routes);
+        return this;
     }
 
     public Router router(Vertx vertx) {
@@ -64,6 +75,7 @@ public final class SandboxApi {
                 .put("pauseModeReason", lifecycle.pauseModeReason()))));
         r.route().handler(BodyHandler.create(false).setBodyLimit(MAX_BODY_BYTES));
         r.route().handler(this::authenticate);
+        extensions.forEach(e -> e.accept(r));
         r.post("/sandboxes").handler(ctx -> create(ctx, false));
         r.post("/v2/sandboxes").handler(ctx -> create(ctx, true));
         r.get("/v2/sandboxes").handler(this::list);

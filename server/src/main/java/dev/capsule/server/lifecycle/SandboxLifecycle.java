@@ -12,6 +12,8 @@ import dev.capsule.runtime.SandboxSpec;
 import dev.capsule.runtime.SnapshotLayer;
 import dev.capsule.runtime.UnknownTemplate;
 import dev.capsule.runtime.pool.WarmPool;
+import dev.capsule.server.events.SandboxEvents;
+import dev.capsule.server.logging.LogContext;
 import dev.capsule.server.lifecycle.LifecycleException.Conflict;
 import dev.capsule.server.lifecycle.LifecycleException.DriverFailure;
 import dev.capsule.server.lifecycle.LifecycleException.InvalidRequest;
@@ -82,6 +84,7 @@ public final class SandboxLifecycle implements AutoCloseable {
     private final Clock clock;
     private final Duration defaultTimeout;
     private final Duration maxTimeout;
+    private final SandboxEvents events;
     private final ConcurrentHashMap<String, ReentrantLock> locks = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<String, Route> routes = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<String, ScheduledFuture<?>> timers = new ConcurrentHashMap<>();
@@ -92,6 +95,13 @@ public final class SandboxLifecycle implements AutoCloseable {
 
     public SandboxLifecycle(Store store, SandboxRuntime runtime, EnvdClient envd, Clock clock,
                             Duration defaultTimeout, Duration maxTimeout) {
+        this(store, runtime, envd, clock, defaultTimeout, maxTimeout, new SandboxEvents(store, clock));
+    }
+
+    /** With the server's events component, which also feeds webhooks, sandbox logs and metrics. */
+    public SandboxLifecycle(Store store, SandboxRuntime runtime, EnvdClient envd, Clock clock,
+                            Duration defaultTimeout, Duration maxTimeout, SandboxEvents events) {
+        this.events = events;
         this.store = store;
         this.runtime = runtime;
         this.envd = envd;
@@ -132,6 +142,7 @@ public final class SandboxLifecycle implements AutoCloseable {
      * / {@code alias} (the same, except for forks, which report their source's template).
      */
     private SandboxRecord createFrom(TemplateRecord source, String templateId, String alias, CreateRequest request) {
+        long began = System.nanoTime();
         Duration timeout = request.timeout() == null ? defaultTimeout : checkTimeout(request.timeout());
         // A pooled sandbox is already running under its own id, which becomes this sandbox's id. If the server
         // dies before the row below exists, recovery destroys it as an orphan. Snapshots have no pool.
@@ -178,6 +189,7 @@ public final class SandboxLifecycle implements AutoCloseable {
             routes.put(id, new Route(id, SandboxState.RUNNING, instance.address(), request.lifecycle().autoResume()));
             arm(id, endAt);
             event(id, "sandbox.lifecycle.created", null);
+            events.transitionTook("create", began);
             return record.withState(SandboxState.RUNNING).withAddress(address).withEndAt(endAt);
         });
     }
@@ -303,6 +315,7 @@ public final class SandboxLifecycle implements AutoCloseable {
     }
 
     private SandboxRecord pauseLocked(SandboxRecord s, boolean keepMemory) {
+        long began = System.nanoTime();
         cancelTimer(s.id());
         // Routed as paused before the freeze, so no new request is sent into a sandbox that is freezing.
         routes.put(s.id(), routeOf(s.withState(SandboxState.PAUSED)));
@@ -332,6 +345,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         }
         routes.put(s.id(), routeOf(paused));
         event(s.id(), "sandbox.lifecycle.paused", memoryKept(keepMemory));
+        events.transitionTook("pause", began);
         return paused;
     }
 
@@ -354,6 +368,7 @@ public final class SandboxLifecycle implements AutoCloseable {
             store.updateSandbox(s.id(), SandboxState.PAUSED, null, s.endAt(), false);
             routes.put(s.id(), routeOf(s));
         }
+        long began = System.nanoTime();
         Resumed resumed;
         try {
             resumed = runtime.resume(s.id());
@@ -391,6 +406,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         routes.put(s.id(), routeOf(running));
         arm(s.id(), endAt);
         event(s.id(), "sandbox.lifecycle.resumed", memoryKept(resumed.memoryKept()));
+        events.transitionTook("resume", began);
         return running;
     }
 
@@ -447,6 +463,7 @@ public final class SandboxLifecycle implements AutoCloseable {
     private void killLocked(SandboxRecord s) {
         routes.remove(s.id());
         cancelTimer(s.id());
+        events.beforeDestroy(s.id()); // its console goes with it: the sandbox's log keeps what it said
         try {
             runtime.destroy(s.id());
         } catch (RuntimeFailure e) {
@@ -905,7 +922,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         ReentrantLock lock = locks.computeIfAbsent(id, k -> new ReentrantLock());
         lock.lock();
         try {
-            return work.get();
+            return LogContext.forSandbox(id, work); // the server's log lines name the sandbox
         } catch (SandboxNotFound e) {
             dropLockIfGone(id); // an unknown id named once must not keep a lock forever
             throw e;
@@ -929,7 +946,7 @@ public final class SandboxLifecycle implements AutoCloseable {
 
     private void event(String id, String type, String data) {
         try {
-            store.addEvent(id, type, data);
+            events.record(id, type, data);
         } catch (RuntimeException e) {
             LOG.log(System.Logger.Level.WARNING, "recording event " + type + " of " + id + " failed", e);
         }

@@ -14,7 +14,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.UUID;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.stream.Stream;
 import org.flywaydb.core.Flyway;
@@ -109,7 +108,8 @@ public final class Store implements AutoCloseable {
         }
     }
 
-    private <T> T read(java.util.function.Function<Handle, T> work) {
+    /** Runs {@code work} with a handle for reads (no transaction, no writer lock). */
+    public <T> T read(java.util.function.Function<Handle, T> work) {
         return jdbi.withHandle(work::apply);
     }
 
@@ -416,12 +416,6 @@ public final class Store implements AutoCloseable {
     }
 
     // ---- events ----
-
-    public void addEvent(String sandboxId, String type, String dataJson) {
-        write(h -> h.createUpdate("INSERT INTO events (id, sandbox_id, type, data, created_at) VALUES (:id, :s, :t, :d, :at)")
-                .bind("id", UUID.randomUUID().toString()).bind("s", sandboxId).bind("t", type).bind("d", dataJson)
-                .bind("at", System.currentTimeMillis()).execute());
-    }
 
     public List<EventRecord> events(String sandboxId) {
         return read(h -> h.createQuery("SELECT * FROM events WHERE sandbox_id = :s ORDER BY created_at, id").bind("s", sandboxId)

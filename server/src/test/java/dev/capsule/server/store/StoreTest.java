@@ -121,8 +121,9 @@ class StoreTest {
         assertThat(s.findApiKey("0123abcd")).hasValueSatisfying(k -> assertThat(k.revoked()).isTrue());
         assertThat(s.hasActiveApiKey()).isFalse();
 
-        s.addEvent("sbx", "sandbox.lifecycle.created", null);
-        s.addEvent("sbx", "sandbox.lifecycle.killed", "{}");
+        var events = new dev.capsule.server.events.SandboxEvents(s, java.time.Clock.systemUTC());
+        events.record("sbx", "sandbox.lifecycle.created", null);
+        events.record("sbx", "sandbox.lifecycle.killed", "{}");
         assertThat(s.events("sbx")).extracting(EventRecord::type).contains("sandbox.lifecycle.created", "sandbox.lifecycle.killed");
     }
 

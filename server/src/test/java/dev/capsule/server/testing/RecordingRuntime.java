@@ -113,6 +113,27 @@ public final class RecordingRuntime implements SandboxRuntime {
         return "freeze";
     }
 
+    /** What usage() answers for a sandbox on the stand-in host (frozen ones report nothing, as drivers do). */
+    public volatile Function<String, java.util.Optional<dev.capsule.runtime.ResourceUsage>> onUsage = id -> java.util.Optional.empty();
+    /** Console lines per sandbox; console() serves them as a driver serves its console file. */
+    public final Map<String, List<String>> consoles = new ConcurrentHashMap<>();
+
+    @Override
+    public java.util.Optional<dev.capsule.runtime.ResourceUsage> usage(String sandboxId) {
+        SandboxInstance i = onHost.get(sandboxId);
+        return i == null || i.paused() ? java.util.Optional.empty() : onUsage.apply(sandboxId);
+    }
+
+    /** Offsets are line numbers here: the stand-in's console is a list, not a file. */
+    @Override
+    public java.util.Optional<dev.capsule.runtime.ConsoleOutput> console(String sandboxId, long from, int maxBytes) {
+        List<String> lines = consoles.get(sandboxId);
+        if (lines == null || !onHost.containsKey(sandboxId)) return java.util.Optional.empty();
+        List<String> copy = List.copyOf(lines);
+        int start = (int) Math.min(from, copy.size());
+        return java.util.Optional.of(new dev.capsule.runtime.ConsoleOutput(copy.subList(start, copy.size()), copy.size()));
+    }
+
     @Override
     public String pauseModeReason() {
         return "the stand-in driver of the server's tests freezes nothing";
