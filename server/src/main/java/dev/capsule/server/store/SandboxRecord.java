@@ -7,6 +7,9 @@ import java.util.Map;
 /**
  * A sandbox as stored. {@code network} is the create request's {@code network} object as JSON text (null when
  * absent); {@code address} is where the gateway reaches it (null while creating); {@code runtime} the driver's name.
+ * {@code trafficAccessToken} is what requests to its user ports must carry in {@code e2b-traffic-access-token}
+ * (null: they are public); {@code apiKeyId} the id of the API key that created it (null for rows from before
+ * per-key quotas), which the key's sandbox quota counts.
  */
 public record SandboxRecord(
         String id,
@@ -23,11 +26,22 @@ public record SandboxRecord(
         String network,
         Lifecycle lifecycle,
         String address,
-        String runtime) {
+        String runtime,
+        String trafficAccessToken,
+        String apiKeyId) {
 
     public SandboxRecord {
         metadata = Map.copyOf(metadata);
         envVars = Map.copyOf(envVars);
+    }
+
+    /** A sandbox with public user ports and no creating key (rows from before those existed, tests). */
+    public SandboxRecord(String id, String templateId, String alias, SandboxState state, Instant startedAt,
+                         Instant endAt, Resources resources, Map<String, String> metadata, Map<String, String> envVars,
+                         String envdAccessToken, Boolean allowInternetAccess, String network, Lifecycle lifecycle,
+                         String address, String runtime) {
+        this(id, templateId, alias, state, startedAt, endAt, resources, metadata, envVars, envdAccessToken,
+                allowInternetAccess, network, lifecycle, address, runtime, null, null);
     }
 
     /** What happens at the timeout, and whether gateway traffic wakes a paused sandbox (the persistence issue). */
@@ -41,16 +55,16 @@ public record SandboxRecord(
 
     public SandboxRecord withState(SandboxState s) {
         return new SandboxRecord(id, templateId, alias, s, startedAt, endAt, resources, metadata, envVars,
-                envdAccessToken, allowInternetAccess, network, lifecycle, address, runtime);
+                envdAccessToken, allowInternetAccess, network, lifecycle, address, runtime, trafficAccessToken, apiKeyId);
     }
 
     public SandboxRecord withEndAt(Instant t) {
         return new SandboxRecord(id, templateId, alias, state, startedAt, t, resources, metadata, envVars,
-                envdAccessToken, allowInternetAccess, network, lifecycle, address, runtime);
+                envdAccessToken, allowInternetAccess, network, lifecycle, address, runtime, trafficAccessToken, apiKeyId);
     }
 
     public SandboxRecord withAddress(String a) {
         return new SandboxRecord(id, templateId, alias, state, startedAt, endAt, resources, metadata, envVars,
-                envdAccessToken, allowInternetAccess, network, lifecycle, a, runtime);
+                envdAccessToken, allowInternetAccess, network, lifecycle, a, runtime, trafficAccessToken, apiKeyId);
     }
 }
