@@ -160,8 +160,7 @@ public final class ProcessService implements RpcService {
         try {
             process = ManagedProcess.spawn(launch, new OutputHub(SLOW_SUBSCRIBER_LIMIT));
         } catch (IOException | RuntimeException e) {
-            throw new ConnectException(Code.INVALID_ARGUMENT, "error starting process '" + commandLine(config)
-                    + "' in '" + cwd + "': " + e.getMessage());
+            throw spawnFailure(config, cwd, e);
         }
         // Subscribe before the output is read, so that the starting client sees all of it.
         OutputHub.Subscription subscription = process.output().subscribe();
@@ -177,6 +176,21 @@ public final class ProcessService implements RpcService {
             }
         });
         follow(process, subscription, context, out, event -> StartResponse.newBuilder().setEvent(event).build());
+    }
+
+    /**
+     * Why a process did not start, as the SDK should see it: {@link Code#RESOURCE_EXHAUSTED} (the SDK's
+     * {@code RateLimitError}) when the sandbox has no room for it — its pids limit reached, memory or file descriptors
+     * exhausted — else {@link Code#INVALID_ARGUMENT}, E2B's code for a command that cannot start.
+     */
+    static ConnectException spawnFailure(ProcessConfig config, Path cwd, Exception e) {
+        if (e.getCause() instanceof Libc.ErrnoException errno && errno.outOfResources()) {
+            return new ConnectException(Code.RESOURCE_EXHAUSTED, "cannot start '" + commandLine(config) + "': the"
+                    + " sandbox has no room for another process (" + e.getMessage() + "; its limit on processes,"
+                    + " memory or open files is reached); end some processes and retry");
+        }
+        return new ConnectException(Code.INVALID_ARGUMENT, "error starting process '" + commandLine(config)
+                + "' in '" + cwd + "': " + e.getMessage());
     }
 
     /*
