@@ -8,6 +8,7 @@ import dev.capsule.server.config.Config;
 import dev.capsule.server.gateway.Gateway;
 import dev.capsule.server.lifecycle.EnvdClient;
 import dev.capsule.server.lifecycle.SandboxLifecycle;
+import dev.capsule.server.ratelimit.RateLimiter;
 import dev.capsule.server.store.SecretBox;
 import dev.capsule.server.store.Store;
 import io.vertx.core.Vertx;
@@ -98,7 +99,8 @@ public final class CapsuleServer implements AutoCloseable {
 
             vertx = Vertx.vertx();
             String publicDomain = publicDomain(config);
-            Router router = new SandboxApi(lifecycle, apiKeys, workers, publicDomain).router(vertx);
+            Router router = new SandboxApi(lifecycle, apiKeys, new RateLimiter(config.rateLimits(), store), workers,
+                    publicDomain).router(vertx);
             Gateway gateway = new Gateway(vertx, lifecycle, workers, config.domain());
             HttpServer http = vertx.createHttpServer(new HttpServerOptions().setHost(config.host()).setPort(config.port())
                     .setMaxWebSocketFrameSize(16 * 1024 * 1024).setMaxWebSocketMessageSize(64 * 1024 * 1024));

@@ -45,6 +45,10 @@ public final class ConfigLoader {
         d.put("default_timeout", "300");
         d.put("max_timeout", "3600");
         d.put("warm_pool_size", "2");
+        d.put("rate_limit_requests", "20000");
+        d.put("rate_limit_interval", "30s");
+        d.put("rate_limit_creates", "20");
+        d.put("max_sandboxes_per_key", "100");
         return Map.copyOf(d);
     }
 
@@ -85,7 +89,10 @@ public final class ConfigLoader {
                 values.get("database_password").text(),
                 values.get("default_timeout").duration(),
                 values.get("max_timeout").duration(),
-                values.get("warm_pool_size").integer());
+                values.get("warm_pool_size").integer(),
+                new Config.RateLimits(values.get("rate_limit_requests").integer(),
+                        values.get("rate_limit_interval").duration(), values.get("rate_limit_creates").integer(),
+                        values.get("max_sandboxes_per_key").integer()));
     }
 
     private static Map<String, String> parseFlags(List<String> args) {

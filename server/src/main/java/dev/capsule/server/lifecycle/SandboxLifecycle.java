@@ -115,12 +115,13 @@ public final class SandboxLifecycle implements AutoCloseable {
                 ? Optional.empty() : warm.take(template.id());
         String id = pooled.map(SandboxInstance::sandboxId).orElseGet(SandboxIds::newId);
         String token = newToken();
+        String trafficToken = request.publicTraffic() ? null : newToken();
         String alias = template.aliases().contains(request.templateRef()) ? request.templateRef()
                 : template.aliases().isEmpty() ? null : template.aliases().getFirst();
         Instant now = clock.instant();
         var record = new SandboxRecord(id, template.id(), alias, SandboxState.CREATING, now, now.plus(timeout),
                 template.resources(), request.metadata(), request.envVars(), token, request.allowInternetAccess(),
-                request.network(), request.lifecycle(), null, runtime.name());
+                request.network(), request.lifecycle(), null, runtime.name(), trafficToken, request.apiKeyId());
         return locked(id, () -> {
             Instant endAt;
             String address;
@@ -150,7 +151,7 @@ public final class SandboxLifecycle implements AutoCloseable {
                 throw new DriverFailure("could not start a sandbox from template '" + request.templateRef() + "': "
                         + cause + "; nothing was left behind, try again or check the server log", e);
             }
-            routes.put(id, new Route(id, SandboxState.RUNNING, instance.address(), request.lifecycle().autoResume()));
+            routes.put(id, routeOf(record, SandboxState.RUNNING, instance.address()));
             arm(id, endAt);
             event(id, "sandbox.lifecycle.created", null);
             return record.withState(SandboxState.RUNNING).withAddress(address).withEndAt(endAt);
@@ -275,7 +276,7 @@ public final class SandboxLifecycle implements AutoCloseable {
     private SandboxRecord pauseLocked(SandboxRecord s) {
         cancelTimer(s.id());
         // Routed as paused before the freeze, so no new request is sent into a sandbox that is freezing.
-        routes.put(s.id(), new Route(s.id(), SandboxState.PAUSED, parseAddress(s.address()), s.lifecycle().autoResume()));
+        routes.put(s.id(), routeOf(s, SandboxState.PAUSED, parseAddress(s.address())));
         try {
             runtime.pause(s.id(), true);
         } catch (RuntimeException e) {
@@ -317,7 +318,11 @@ public final class SandboxLifecycle implements AutoCloseable {
     }
 
     private static Route routeOf(SandboxRecord s) {
-        return new Route(s.id(), s.state(), parseAddress(s.address()), s.lifecycle().autoResume());
+        return routeOf(s, s.state(), parseAddress(s.address()));
+    }
+
+    private static Route routeOf(SandboxRecord s, SandboxState state, InetAddress address) {
+        return new Route(s.id(), state, address, s.lifecycle().autoResume(), s.envdAccessToken(), s.trafficAccessToken());
     }
 
     /** Sets the sandbox's end to now + {@code timeout}; this may shorten it. */
@@ -385,6 +390,14 @@ public final class SandboxLifecycle implements AutoCloseable {
     /** A cached route without blocking, or null when this sandbox's route must be looked up with {@link #route}. */
     public Route cachedRoute(String id) {
         return routes.get(id);
+    }
+
+    /**
+     * Every cached route, without blocking: after {@link #recover()} that is every sandbox this server runs or keeps
+     * paused. The gateway looks signed URLs that name no sandbox up among them.
+     */
+    public java.util.Collection<Route> cachedRoutes() {
+        return java.util.List.copyOf(routes.values());
     }
 
     /** The sandbox's route, from the cache or the store (blocking); empty when there is no such sandbox. */
@@ -503,7 +516,7 @@ public final class SandboxLifecycle implements AutoCloseable {
                     }
                     String address = live.address().getHostAddress();
                     if (!address.equals(s.address())) store.updateSandbox(s.id(), s.state(), address, s.endAt());
-                    routes.put(s.id(), new Route(s.id(), s.state(), live.address(), s.lifecycle().autoResume()));
+                    routes.put(s.id(), routeOf(s, s.state(), live.address()));
                     if (s.state() == SandboxState.RUNNING) arm(s.id(), s.endAt()); // an end time already past fires at once
                 }
                 return null;

@@ -1,0 +1,54 @@
+package dev.capsule.server.testing;
+
+import dev.capsule.runtime.SandboxInstance;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerRequest;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+/**
+ * A plain HTTP server on a random 127.x.y.z address at envd's port, standing in for the envd of every sandbox the
+ * {@link RecordingRuntime} "starts" there: {@code /init} answers 204, {@code /health} 204, anything else goes to
+ * the test's handler (404 by default). Not envd: it checks nothing.
+ */
+public final class EnvdStandIn implements AutoCloseable {
+
+    public final InetAddress address;
+    private final Vertx vertx = Vertx.vertx();
+    private final HttpServer server;
+    public volatile Consumer<HttpServerRequest> other = req -> req.response().setStatusCode(404).end();
+
+    public EnvdStandIn() throws Exception {
+        address = randomLoopback();
+        server = vertx.createHttpServer().requestHandler(req -> {
+            switch (req.path()) {
+                case "/init" -> req.body().onComplete(b -> req.response().setStatusCode(204).end());
+                case "/health" -> req.response().setStatusCode(204).end();
+                default -> other.accept(req);
+            }
+        });
+        server.listen(SandboxInstance.ENVD_PORT, address.getHostAddress()).toCompletionStage().toCompletableFuture()
+                .get(10, TimeUnit.SECONDS);
+    }
+
+    private static InetAddress randomLoopback() throws UnknownHostException {
+        var rnd = ThreadLocalRandom.current();
+        return InetAddress.getByName("127." + rnd.nextInt(1, 250) + "." + rnd.nextInt(1, 250) + "." + rnd.nextInt(2, 250));
+    }
+
+    /** A recording runtime whose sandboxes all start "at" this stand-in. */
+    public RecordingRuntime runtime() {
+        RecordingRuntime r = RecordingRuntime.loopback();
+        r.onStart = spec -> address;
+        return r;
+    }
+
+    @Override
+    public void close() throws Exception {
+        vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    }
+}
