@@ -6,6 +6,7 @@ import dev.capsule.server.api.SandboxApi;
 import dev.capsule.server.auth.ApiKeys;
 import dev.capsule.server.config.Config;
 import dev.capsule.server.gateway.Gateway;
+import dev.capsule.server.gateway.RequestChecks;
 import dev.capsule.server.lifecycle.EnvdClient;
 import dev.capsule.server.lifecycle.SandboxLifecycle;
 import dev.capsule.server.ratelimit.RateLimiter;
@@ -32,6 +33,9 @@ import java.util.concurrent.Executors;
  * sandboxes running (the next start re-adopts them). The runtime stays the caller's to close.
  */
 public final class CapsuleServer implements AutoCloseable {
+
+    /** Seconds a client connection may stay silent both ways before it is closed. */
+    static final int IDLE_TIMEOUT_SECONDS = 620;
 
     private final Config config;
     private final Store store;
@@ -102,13 +106,24 @@ public final class CapsuleServer implements AutoCloseable {
             Router router = new SandboxApi(lifecycle, apiKeys, new RateLimiter(config.rateLimits(), store), workers,
                     publicDomain).router(vertx);
             Gateway gateway = new Gateway(vertx, lifecycle, workers, config.domain());
+            // Connections with no traffic either way for IDLE_TIMEOUT are closed, as E2B's proxy does (620 s), so
+            // clients that open connections and go quiet cannot hold them forever; SDK streams send keepalives.
             HttpServer http = vertx.createHttpServer(new HttpServerOptions().setHost(config.host()).setPort(config.port())
-                    .setMaxWebSocketFrameSize(16 * 1024 * 1024).setMaxWebSocketMessageSize(64 * 1024 * 1024));
+                    .setMaxWebSocketFrameSize(16 * 1024 * 1024).setMaxWebSocketMessageSize(64 * 1024 * 1024)
+                    .setIdleTimeout(IDLE_TIMEOUT_SECONDS));
             http.requestHandler(req -> {
                 try {
-                    Gateway.Target target = gateway.target(req);
-                    if (target != null) gateway.handle(req, target);
-                    else router.handle(req);
+                    String problem = RequestChecks.problem(req);
+                    Gateway.Target target = problem == null ? gateway.target(req) : null;
+                    if (problem == null && target == null) problem = RequestChecks.queryProblem(req);
+                    if (problem != null) {
+                        req.response().setStatusCode(400).putHeader("Content-Type", "application/json")
+                                .end(new io.vertx.core.json.JsonObject().put("code", 400).put("message", problem).encode());
+                    } else if (target != null) {
+                        gateway.handle(req, target);
+                    } else {
+                        router.handle(req);
+                    }
                 } catch (RuntimeException e) {
                     System.getLogger(CapsuleServer.class.getName()).log(System.Logger.Level.ERROR, "request failed", e);
                     if (!req.response().headWritten()) {

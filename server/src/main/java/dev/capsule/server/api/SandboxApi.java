@@ -140,7 +140,7 @@ public final class SandboxApi {
         if (body == null) return;
         CreateRequest request;
         try {
-            String template = Bodies.requiredString(body, "templateID");
+            String template = Bodies.templateRef(body);
             Long timeout = Bodies.optionalInteger(body, "timeout");
             Boolean autoPause = Bodies.optionalBoolean(body, "autoPause");
             Boolean autoPauseMemory = Bodies.optionalBoolean(body, "autoPauseMemory");
@@ -158,7 +158,7 @@ public final class SandboxApi {
             List<String> denyOut = network == null ? List.of() : Bodies.stringList(network, "denyOut");
             boolean publicTraffic = publicTraffic(body, network, v2);
             request = new CreateRequest(template, timeout == null ? null : Duration.ofSeconds(timeout),
-                    Bodies.stringMap(body, "metadata"), Bodies.stringMap(body, "envVars"), internet,
+                    Bodies.metadata(body), Bodies.envVars(body), internet,
                     network == null ? null : network.encode(),
                     new NetworkPolicy(!Boolean.FALSE.equals(internet), allowOut, denyOut),
                     new SandboxRecord.Lifecycle(Boolean.TRUE.equals(autoPause), !Boolean.FALSE.equals(autoPauseMemory), resume),

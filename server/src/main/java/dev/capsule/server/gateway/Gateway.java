@@ -113,8 +113,9 @@ public final class Gateway {
      * URL (API traffic); a signature no sandbox made is answered 401 here, in envd's words.
      */
     private Target signedFilesTarget(HttpServerRequest req) {
-        String signature = req.getParam("signature");
-        if (signature == null || !"/files".equals(req.path())) return null;
+        if (!"/files".equals(req.path())) return null;
+        String signature = queryParam(req, "signature");
+        if (signature == null) return null;
         Signatures.Operation operation = req.method() == HttpMethod.POST ? Signatures.Operation.WRITE
                 : req.method() == HttpMethod.GET || req.method() == HttpMethod.HEAD ? Signatures.Operation.READ : null;
         if (operation == null) return null;
@@ -281,7 +282,16 @@ public final class Gateway {
         String token = req.getHeader("X-Access-Token");
         if (token != null && Signatures.constantTimeEquals(route.envdAccessToken(), token)) return true;
         if (req.method() == HttpMethod.GET && "/health".equals(req.path())) return true;
-        return "/files".equals(req.path()) && req.getParam("signature") != null;
+        return "/files".equals(req.path()) && queryParam(req, "signature") != null;
+    }
+
+    /** A decoded query parameter, or null when absent or when the query is not valid URL encoding. */
+    private static String queryParam(HttpServerRequest req, String name) {
+        try {
+            return req.getParam(name);
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
     }
 
     /**
