@@ -84,9 +84,13 @@ public final class Gateway {
     /** Where a request is going: a sandbox and one of its ports. */
     public record Target(String sandboxId, int port) {}
 
+    /** What {@link #target} returns for sandbox traffic it has already answered (with an error). */
+    private static final Target ANSWERED = new Target("", 0);
+
     /**
      * The sandbox target of this request, or null when it is API traffic. A request with a sandbox header but no
-     * usable port header is answered 400 here and reported as handled (an empty-id target).
+     * usable port header or an empty id is answered 400 here (and a signed URL no sandbox made 401); {@link #handle}
+     * then does nothing more with it.
      */
     public Target target(HttpServerRequest req) {
         String host = req.getHeader(HttpHeaders.HOST);
@@ -101,7 +105,11 @@ public final class Gateway {
         if (port < 0) {
             respond(req, 400, id.strip(), "E2b-Sandbox-Id needs an E2b-Sandbox-Port header with a port number"
                     + " (49983 for envd); got " + (portHeader == null ? "none" : "'" + portHeader + "'"));
-            return new Target("", 0);
+            return ANSWERED;
+        }
+        if (id.isBlank()) {
+            respond(req, 400, "", "E2b-Sandbox-Id is empty; send the id of the sandbox, e.g. from Sandbox.create()");
+            return ANSWERED;
         }
         return new Target(id.strip(), port);
     }
@@ -136,7 +144,7 @@ public final class Gateway {
             // not a signature any sandbox made
         }
         respond(req, 401, "", "invalid signature");
-        return new Target("", 0);
+        return ANSWERED;
     }
 
     private Target fromHost(String host) {
@@ -169,7 +177,7 @@ public final class Gateway {
 
     /** Proxies the request to its target; call on the request's event loop. */
     public void handle(HttpServerRequest req, Target target) {
-        if (target.sandboxId().isEmpty()) return; // already answered by target()
+        if (target == ANSWERED) return;
         Route cached = lifecycle.cachedRoute(target.sandboxId());
         if (cached != null) {
             forward(req, target, cached);

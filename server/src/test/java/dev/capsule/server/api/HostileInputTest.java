@@ -70,6 +70,14 @@ class HostileInputTest {
     }
 
     @Test
+    void anEmptySandboxIdIsAnsweredNotLeftHanging() throws Exception {
+        var r = RawHttp.exchange("127.0.0.1", s.server.port(), RawHttp.request("TRACE", "/sandboxes",
+                List.<String[]>of(new String[] {"Host", "localhost"}, new String[] {"E2b-Sandbox-Id", ""},
+                        new String[] {"E2b-Sandbox-Port", "1"}), null, false), Duration.ofSeconds(10));
+        assert400(r, "E2b-Sandbox-Id is empty");
+    }
+
+    @Test
     void envVarsMustFitAProcessEnvironmentAndMapsHaveABound() {
         assertError(s.post("/v2/sandboxes", "{\"templateID\":\"base\",\"envVars\":{\"A=B\":\"x\"}}"), 400, "neither '=' nor NUL");
         assertError(s.post("/v2/sandboxes", "{\"templateID\":\"base\",\"envVars\":{\"\":\"x\"}}"), 400, "non-empty");

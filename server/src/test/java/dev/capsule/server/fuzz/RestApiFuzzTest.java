@@ -326,7 +326,8 @@ class RestApiFuzzTest {
                 // not a create
             }
         }
-        report.record(current, method, method + " " + target + " (" + (body == null ? 0 : body.length) + " bytes)", r);
+        report.record(current, method, method + " " + target + " (" + (body == null ? 0 : body.length) + " bytes) "
+                + headers.stream().map(x -> x[0] + ": " + x[1]).toList(), r);
     }
 
     private static byte[] chunked(byte[] data) {
