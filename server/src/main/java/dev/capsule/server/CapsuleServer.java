@@ -15,6 +15,7 @@ import dev.capsule.server.store.Store;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -118,7 +119,7 @@ public final class CapsuleServer implements AutoCloseable {
                     if (problem == null && target == null) problem = RequestChecks.queryProblem(req);
                     if (problem != null) {
                         req.response().setStatusCode(400).putHeader("Content-Type", "application/json")
-                                .end(new io.vertx.core.json.JsonObject().put("code", 400).put("message", problem).encode());
+                                .end(new JsonObject().put("code", 400).put("message", problem).encode());
                     } else if (target != null) {
                         gateway.handle(req, target);
                     } else {

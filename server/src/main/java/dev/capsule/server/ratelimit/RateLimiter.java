@@ -52,7 +52,7 @@ public final class RateLimiter {
         long wait = bucket(requests, key.id(), limit, settings.interval()).take(nanoTime.getAsLong());
         if (wait > 0) {
             throw new RateLimited("API key " + key.id() + " sent more than " + limit + " requests in "
-                    + describe(settings.interval()) + "; retry after the Retry-After header's seconds, or ask the"
+                    + settings.interval().toSeconds() + " s; retry after the Retry-After header's seconds, or ask the"
                     + " server's operator for a higher limit (capsule keys limits --requests)", OptionalLong.of(seconds(wait)));
         }
     }
@@ -117,9 +117,5 @@ public final class RateLimiter {
 
     private static long seconds(long nanos) {
         return Math.max(1, (nanos + 999_999_999L) / 1_000_000_000L);
-    }
-
-    private static String describe(Duration d) {
-        return d.toSeconds() + " s";
     }
 }
