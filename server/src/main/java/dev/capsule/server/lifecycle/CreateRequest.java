@@ -8,7 +8,8 @@ import java.util.Map;
 /**
  * A validated create request. {@code timeout} null means the configured default; {@code network} is the request's
  * network object as JSON text (null if absent), stored for getInfo;
- * {@code policy} is what the driver enforces of it now.
+ * {@code policy} is what the driver enforces of it now. {@code publicTraffic} false gives the sandbox a traffic
+ * access token its user ports require; {@code apiKeyId} is the key that asks (its quota counts the sandbox).
  */
 public record CreateRequest(
         String templateRef,
@@ -18,7 +19,9 @@ public record CreateRequest(
         Boolean allowInternetAccess,
         String network,
         NetworkPolicy policy,
-        SandboxRecord.Lifecycle lifecycle) {
+        SandboxRecord.Lifecycle lifecycle,
+        boolean publicTraffic,
+        String apiKeyId) {
 
     public CreateRequest {
         metadata = Map.copyOf(metadata);
