@@ -193,7 +193,7 @@ public final class OciRuntime implements SandboxRuntime {
             ContainerSpec containerSpec = new ContainerSpec(id, template, runtimeBundle,
                     Optional.of(network.namespacePath()), RuntimeBundle.envdCommand(ENVD_JVM_OPTIONS, ENVD_ARGS),
                     Map.of(), new ResourceLimits(resources.cpuCount(), resources.memoryMB(), config.pidsMax()),
-                    config.network().nameservers());
+                    network.nameservers());
             container = runc.start(containerSpec);
             Instant startedAt = Instant.now();
             writeMetadata(new Metadata(id, template.name(), startedAt, policy));
@@ -461,6 +461,7 @@ public final class OciRuntime implements SandboxRuntime {
     /** Releases this process's claim on the runc root and network; sandboxes keep running, their state is on disk. */
     @Override
     public void close() {
+        networks.close();
         claims.forEach(HostLock::close);
     }
 
@@ -528,6 +529,11 @@ public final class OciRuntime implements SandboxRuntime {
         network.put("internetAccess", metadata.network().internetAccess());
         metadata.network().allowOut().forEach(network.putArray("allowOut")::add);
         metadata.network().denyOut().forEach(network.putArray("denyOut")::add);
+        NetworkPolicy.EgressProxy proxy = metadata.network().egressProxy();
+        if (proxy != null) {
+            network.putObject("egressProxy").put("address", proxy.address()).put("username", proxy.username())
+                    .put("password", proxy.password());
+        }
         Path temp = dir.dir().resolve(".sandbox.json.tmp");
         try {
             JSON.writeValue(temp.toFile(), json);
@@ -547,9 +553,12 @@ public final class OciRuntime implements SandboxRuntime {
             network.path("allowOut").forEach(node -> allow.add(node.asText()));
             List<String> deny = new ArrayList<>();
             network.path("denyOut").forEach(node -> deny.add(node.asText()));
+            JsonNode proxy = network.path("egressProxy");
             return Optional.of(new Metadata(id, json.path("templateId").asText(),
                     Instant.parse(json.path("startedAt").asText()),
-                    new NetworkPolicy(network.path("internetAccess").asBoolean(true), allow, deny)));
+                    new NetworkPolicy(network.path("internetAccess").asBoolean(true), allow, deny,
+                            proxy.isObject() ? new NetworkPolicy.EgressProxy(proxy.path("address").asText(),
+                                    proxy.path("username").textValue(), proxy.path("password").textValue()) : null)));
         } catch (IOException | RuntimeException e) {
             return Optional.empty(); // not recorded (half-created) or damaged: not a usable sandbox
         }
