@@ -209,14 +209,35 @@ class EgressPolicyTest {
         // Everything root could do inside, with CAP_NET_ADMIN in the namespace (a sandbox does not even have it):
         HostNet.ok("ip", "netns", "exec", ns, "nft", "add table inet mine; add chain inet mine out "
                 + "{ type filter hook output priority -300; policy accept; }; add rule inet mine out accept");
-        HostNet.ok("ip", "-n", ns, "route", "replace", "default", "dev", "eth0");
         HostNet.ok("ip", "-n", ns, "route", "add", "203.0.113.0/24", "dev", "eth0");
-
-        assertThat(http(sandbox, BLOCKED, "blocked.test")).isNull();
-        assertThat(http(sandbox, OPEN, "x")).isNull();
-        assertThat(dns(sandbox, BLOCKED, "blocked.test")).as("DNS to any server ends at Capsule's").isEqualTo("NXDOMAIN");
-        assertThat(in(sandbox, "tcp", sandbox.gateway().getHostAddress(), "22")).as("the host's services").isNull();
-        assertThat(tls(sandbox, BLOCKED, "allowed.test")).isEqualTo("hello from allowed sni=allowed.test");
+        assertThat(http(sandbox, BLOCKED, "blocked.test")).as("on-link: nobody else is on the link").isNull();
+        HostNet.ok("ip", "-n", ns, "route", "del", "203.0.113.0/24", "dev", "eth0");
+        HostNet.ok("ip", "-n", ns, "route", "replace", "default", "via", sandbox.gateway().getHostAddress(),
+                "dev", "eth0", "src", sandbox.addressText());
+        Path resolvConf = Path.of("/etc/netns", ns, "resolv.conf");
+        boolean hadNetnsDir = Files.isDirectory(resolvConf.getParent().getParent());
+        try {
+            Files.createDirectories(resolvConf.getParent());
+            Files.writeString(resolvConf, "nameserver " + BLOCKED + "\n"); // ip netns exec mounts it on /etc
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        try {
+            assertThat(http(sandbox, BLOCKED, "blocked.test")).isNull();
+            assertThat(http(sandbox, OPEN, "x")).isNull();
+            assertThat(dns(sandbox, BLOCKED, "blocked.test")).as("DNS to any server ends at Capsule's")
+                    .isEqualTo("NXDOMAIN");
+            assertThat(HostNet.run("ip", "netns", "exec", ns, "getent", "hosts", "allowed.test").stdout())
+                    .as("through the edited resolv.conf").contains(ALLOWED);
+            assertThat(in(sandbox, "tcp", sandbox.gateway().getHostAddress(), "22")).as("the host's services")
+                    .isNull();
+            assertThat(tls(sandbox, BLOCKED, "allowed.test")).isEqualTo("hello from allowed sni=allowed.test");
+        } finally {
+            HostNet.run("rm", "-r", resolvConf.getParent().toString());
+            if (!hadNetnsDir) {
+                HostNet.run("rmdir", resolvConf.getParent().getParent().toString());
+            }
+        }
     }
 
     @Test

@@ -2,28 +2,30 @@ package dev.capsule.runtime.network.egress;
 
 import org.xbill.DNS.ARecord;
 import org.xbill.DNS.DClass;
-import org.xbill.DNS.ExtendedResolver;
+import org.xbill.DNS.Flags;
 import org.xbill.DNS.Message;
 import org.xbill.DNS.Name;
 import org.xbill.DNS.Rcode;
 import org.xbill.DNS.Record;
-import org.xbill.DNS.Resolver;
 import org.xbill.DNS.Section;
-import org.xbill.DNS.SimpleResolver;
 import org.xbill.DNS.TextParseException;
 import org.xbill.DNS.Type;
 
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
 import java.io.IOException;
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
+import java.net.Socket;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 
 /**
  * The resolvers Capsule asks on the sandboxes' behalf (the host's own, by default), with a small cache of IPv4
@@ -34,13 +36,12 @@ final class UpstreamDns {
 
     /** Per try: a lost packet costs this much, less than a client's own timeout (glibc: 5 s), before a retry. */
     private static final Duration TRY_TIMEOUT = Duration.ofMillis(1500);
-    private static final int RETRIES = 3;
+    private static final int TRIES = 3;
     private static final long MIN_TTL_SECONDS = 5;
     private static final long MAX_TTL_SECONDS = 300;
     private static final int MAX_CACHED = 10_000;
 
     private final List<InetSocketAddress> servers;
-    private final Resolver resolver;
     private final ConcurrentHashMap<String, Cached> cache = new ConcurrentHashMap<>();
 
     private record Cached(List<Inet4Address> addresses, long expiresAtNanos) {}
@@ -50,36 +51,65 @@ final class UpstreamDns {
             throw new IllegalArgumentException("no upstream DNS servers configured for the sandboxes' resolver");
         }
         this.servers = List.copyOf(servers);
-        List<Resolver> resolvers = new ArrayList<>();
-        for (InetSocketAddress server : servers) {
-            SimpleResolver simple = new SimpleResolver(server);
-            simple.setTimeout(TRY_TIMEOUT);
-            resolvers.add(simple);
-        }
-        ExtendedResolver extended = new ExtendedResolver(resolvers);
-        extended.setTimeout(TRY_TIMEOUT);
-        extended.setRetries(RETRIES);
-        this.resolver = extended;
     }
 
     List<InetSocketAddress> servers() {
         return servers;
     }
 
-    /** Sends {@code query} upstream (retrying over TCP when the answer was truncated) and returns the answer. */
+    /**
+     * Sends {@code query} upstream, each server in turn, each try waiting {@link #TRY_TIMEOUT}; a truncated UDP
+     * answer is asked again over TCP. Returns the answer with the query's id.
+     */
     Message forward(Message query) throws IOException {
-        try {
-            Message answer = resolver.sendAsync(query).toCompletableFuture()
-                    .get(TRY_TIMEOUT.toMillis() * (RETRIES + 1) * servers.size() + 1000, TimeUnit.MILLISECONDS);
-            remember(answer);
-            return answer;
-        } catch (ExecutionException e) {
-            throw new IOException("upstream DNS " + servers + " failed: " + e.getCause(), e.getCause());
-        } catch (TimeoutException e) {
-            throw new IOException("upstream DNS " + servers + " did not answer", e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted while asking upstream DNS", e);
+        byte[] wire = query.toWire();
+        IOException failure = null;
+        for (int attempt = 0; attempt < TRIES; attempt++) {
+            for (InetSocketAddress server : servers) {
+                try {
+                    Message answer = overUdp(wire, query.getHeader().getID(), server);
+                    if (answer.getHeader().getFlag(Flags.TC)) {
+                        answer = overTcp(wire, server);
+                    }
+                    remember(answer);
+                    return answer;
+                } catch (IOException e) {
+                    failure = e;
+                }
+            }
+        }
+        throw new IOException("upstream DNS " + servers + " did not answer: " + failure.getMessage(), failure);
+    }
+
+    private static Message overUdp(byte[] wire, int id, InetSocketAddress server) throws IOException {
+        try (DatagramSocket socket = new DatagramSocket()) {
+            socket.setSoTimeout((int) TRY_TIMEOUT.toMillis());
+            socket.connect(server);
+            socket.send(new DatagramPacket(wire, wire.length));
+            byte[] buffer = new byte[65_535];
+            while (true) {
+                DatagramPacket packet = new DatagramPacket(buffer, buffer.length);
+                socket.receive(packet);
+                Message answer = new Message(Arrays.copyOf(buffer, packet.getLength()));
+                if (answer.getHeader().getID() == id && answer.getHeader().getFlag(Flags.QR)) {
+                    return answer;
+                }
+            }
+        }
+    }
+
+    private static Message overTcp(byte[] wire, InetSocketAddress server) throws IOException {
+        try (Socket socket = new Socket()) {
+            socket.connect(server, (int) TRY_TIMEOUT.toMillis());
+            socket.setSoTimeout((int) TRY_TIMEOUT.toMillis() * 2);
+            DataOutputStream out = new DataOutputStream(socket.getOutputStream());
+            out.writeShort(wire.length);
+            out.write(wire);
+            out.flush();
+            DataInputStream in = new DataInputStream(socket.getInputStream());
+            byte[] answer = new byte[in.readUnsignedShort()];
+            in.readFully(answer);
+            return new Message(answer);
         }
     }
 
