@@ -1,7 +1,7 @@
 # A stand-in "internet" for the egress tests, run inside a network namespace the test made: per address an HTTP
-# server on :80 and a TLS server on :443 that say who they are, a DNS server with a fixed table, and a SOCKS5
-# proxy that logs what it tunnels. Prints "ready", then one line per DNS query ("dns <name>") and per tunnel
-# ("socks <user> <host>:<port>").
+# server on :80 and a TLS server on :443 that say who they are and an echo server on :7, a DNS server with a fixed
+# table, and a SOCKS5 proxy that logs what it tunnels. Prints "ready", then one line per DNS query ("dns <name>")
+# and per tunnel ("socks <user> <host>:<port>", or "socks-denied <user>" for wrong credentials).
 import json, socket, ssl, struct, sys, threading
 
 servers = json.loads(sys.argv[1])   # {"198.51.100.10": "allowed", ...}
@@ -59,6 +59,13 @@ def tls(name):
         t.sendall(("hello from %s sni=%s\n" % (name, seen.pop(id(t), None) or "")).encode())
         t.close()
     return handle
+
+def echo(c):
+    c.settimeout(None)
+    while True:
+        data = c.recv(65536)
+        if not data: break
+        c.sendall(data)
 
 def dns():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((dns_address, 53))
@@ -131,6 +138,7 @@ def socks(c):
 for address, name in servers.items():
     serve(listen(address, 80), http(name))
     serve(listen(address, 443), tls(name))
+    serve(listen(address, 7), echo)
 dns()
 serve(listen(socks_address, 1080), socks)
 say("ready")

@@ -17,7 +17,8 @@ import java.util.stream.Collectors;
  * server, and every new TCP connection of the sandboxes in {@code proxied} (domain rules or an egress proxy) to the
  * transparent proxy. {@code forward} sends sandbox traffic to {@code from_sandbox} (no sandbox-to-sandbox, then the
  * sandbox's own chain {@code sbx_<iface>} via the {@code sandbox_egress} map, with its allow and deny lists and
- * the {@code default_denied} ranges) and traffic towards sandboxes to {@code to_sandbox} (replies only).
+ * the {@code default_denied} ranges; what they refuse goes to {@code refuse}, which rejects it) and traffic towards
+ * sandboxes to {@code to_sandbox} (replies only).
  * {@code input} closes the host to sandboxes except Capsule's DNS server and proxy, the configured host services
  * and replies to the host's own connections, and closes the DNS and proxy ports to everything but sandboxes;
  * the host reaching a sandbox goes out through {@code output} and is not filtered, except the proxy's marked
@@ -74,6 +75,7 @@ final class NftRuleset {
         chain(s, "to_sandbox", null);
         chain(s, "input", "type filter hook input priority filter; policy accept;");
         chain(s, "to_host", null);
+        chain(s, "refuse", null);
         chain(s, "postrouting", "type nat hook postrouting priority srcnat; policy accept;");
 
         rule(s, "prerouting", "iifname " + wildcard + " meta nfproto != ipv4 drop comment \"sandboxes have no IPv6\"");
@@ -96,6 +98,9 @@ final class NftRuleset {
         rule(s, "from_sandbox", "oifgroup " + LINK_GROUP + " drop comment \"sandboxes cannot reach each other\"");
         rule(s, "from_sandbox", "iifname vmap @sandbox_egress");
         rule(s, "from_sandbox", "drop comment \"interface of no known sandbox\"");
+
+        rule(s, "refuse", "meta l4proto tcp reject with tcp reset comment \"fail at once, do not time out\"");
+        rule(s, "refuse", "reject with icmpx type admin-prohibited");
 
         rule(s, "to_sandbox", "ct state established,related accept");
         rule(s, "to_sandbox", "drop comment \"only replies reach a sandbox from outside the host\"");
@@ -186,6 +191,9 @@ final class NftRuleset {
      * The sandbox's chain, in the order {@link EgressRules} decides: opened private ranges, the default-denied
      * ranges, allowOut, denyOut, then the default. Every packet reaching it belongs to a connection the sandbox
      * opened (nothing from outside may open one to it), so a stricter policy cuts even established flows at once.
+     * What a policy refuses is rejected, not dropped ({@code refuse}: a TCP reset, else ICMP administratively
+     * prohibited): a new connection fails at once instead of timing out, and an established one that the policy no
+     * longer allows is reset at its next packet. The sandbox learns only that the policy refused it.
      * TCP of a proxied sandbox never gets here (it is redirected to the proxy, which asks the same rules).
      */
     private void policyRules(StringBuilder s, SandboxNetwork sandbox) {
@@ -194,7 +202,7 @@ final class NftRuleset {
         if (!rules.openedPrivate().isEmpty()) {
             rule(s, chain, "ip daddr " + set(rules.openedPrivate()) + " accept comment \"opened private ranges\"");
         }
-        rule(s, chain, "ip daddr @default_denied drop comment \"private, link-local, metadata, loopback\"");
+        rule(s, chain, "ip daddr @default_denied goto refuse comment \"private, link-local, metadata, loopback\"");
         if (rules.allowAll()) {
             rule(s, chain, "accept comment \"allowOut 0.0.0.0/0\"");
         } else {
@@ -202,10 +210,10 @@ final class NftRuleset {
                 rule(s, chain, "ip daddr " + set(rules.allowed()) + " accept comment \"allowOut\"");
             }
             if (rules.denyAll()) {
-                rule(s, chain, "drop comment \"denyOut 0.0.0.0/0 or internet access off\"");
+                rule(s, chain, "goto refuse comment \"denyOut 0.0.0.0/0 or internet access off\"");
             } else {
                 if (!rules.denied().isEmpty()) {
-                    rule(s, chain, "ip daddr " + set(rules.denied()) + " drop comment \"denyOut\"");
+                    rule(s, chain, "ip daddr " + set(rules.denied()) + " goto refuse comment \"denyOut\"");
                 }
                 rule(s, chain, "accept comment \"internet access on\"");
             }

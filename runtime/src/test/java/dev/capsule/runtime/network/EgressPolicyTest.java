@@ -166,7 +166,7 @@ class EgressPolicyTest {
         assertThat(http(sandbox, OPEN, "open.test")).as("a name not allowed").isNull();
         assertThat(tls(sandbox, ALLOWED, "rebind.allowed.test")).as("an allowed name resolving to a private address")
                 .isNull();
-        assertThat(in(sandbox, "tcp", OPEN, "80")).as("no SNI or Host: address rules only").isNull();
+        assertThat(in(sandbox, "echo", ALLOWED, "7")).as("no SNI or Host: address rules only").isNull();
     }
 
     @Test

@@ -206,9 +206,6 @@ public class OciRuntimeTest {
         assertThat(new EnvdClient(offline).run(INTERNET_PROBE).stdout()).isEqualTo("hello from internet\nexit=0\n");
         assertThat(new EnvdClient(online).run(INTERNET_PROBE).stdout()).doesNotContain("hello");
 
-        assertThatThrownBy(() -> runtime.applyNetworkPolicy(online.sandboxId(),
-                new NetworkPolicy(true, List.of("10.0.0.0/8"), List.of())))
-                .isInstanceOf(RuntimeFailure.class).hasMessageContaining("not supported yet");
         assertThatThrownBy(() -> runtime.applyNetworkPolicy("nosuchsandbox", NetworkPolicy.OPEN))
                 .isInstanceOf(RuntimeFailure.class).hasMessageContaining("nosuchsandbox");
     }
