@@ -17,8 +17,8 @@ import java.util.stream.Collectors;
 
 /**
  * A stand-in "internet" for egress tests, in one network namespace the test makes: HTTP (:80) and TLS (:443)
- * servers that say who they are on documentation addresses (198.51.100.0/24, 203.0.113.0/24), a DNS server with a
- * fixed table, a SOCKS5 proxy that logs what it tunnels, and stand-ins for the cloud metadata service and a private
+ * servers that say who they are, and echo servers (:7), on documentation addresses (198.51.100.0/24,
+ * 203.0.113.0/24), a DNS server with a fixed table, a SOCKS5 proxy that logs what it tunnels, and stand-ins for the cloud metadata service and a private
  * network. The host reaches it over a veth on a benchmarking /30 and host routes to those addresses, all of which
  * {@link #close()} removes with the namespace. No traffic leaves the machine.
  */
@@ -46,8 +46,12 @@ public final class StandInInternet implements AutoCloseable {
     private static final List<String> ROUTED = List.of("198.51.100.0/24", "203.0.113.0/24", METADATA + "/32",
             PRIVATE + "/32");
 
+    /** A name that resolves to the host's own address on the stand-in's link ({@link #hostAddress()}). */
+    public static final String HOST_NAME = "host.allowed.test";
+
     private final String namespace;
     private final String link;
+    private final String hostSide;
     private final Path dir;
     private final Process process;
     private final BlockingQueue<String> log = new LinkedBlockingQueue<>();
@@ -62,7 +66,7 @@ public final class StandInInternet implements AutoCloseable {
         this.link = link;
         String base = linkNet.substring(0, linkNet.lastIndexOf('.') + 1);
         int last = Integer.parseInt(linkNet.substring(linkNet.lastIndexOf('.') + 1));
-        String hostSide = base + (last + 1);
+        this.hostSide = base + (last + 1);
         String inside = base + (last + 2);
         this.dir = Files.createTempDirectory("capsule-internet");
         try {
@@ -90,7 +94,7 @@ public final class StandInInternet implements AutoCloseable {
                     cert.toString());
             Path script = resource("internet.py");
             process = new ProcessBuilder("ip", "netns", "exec", namespace, HostNet.PYTHON, "-u", script.toString(),
-                    json(SERVERS), json(NAMES), DNS, SOCKS, cert.toString(), key.toString(), SOCKS_USER,
+                    json(SERVERS), json(names(hostSide)), DNS, SOCKS, cert.toString(), key.toString(), SOCKS_USER,
                     SOCKS_PASSWORD).redirectError(ProcessBuilder.Redirect.DISCARD).start();
         } catch (IOException | RuntimeException e) {
             removeHostState();
@@ -118,6 +122,21 @@ public final class StandInInternet implements AutoCloseable {
         HostNet.run(HostNet.PYTHON, client.toString(), "http", OPEN, "80", "warm-up");
         Files.delete(client);
         drain();
+    }
+
+    /** The DNS table plus {@link #HOST_NAME}. */
+    private static Map<String, String> names(String hostSide) {
+        Map<String, String> names = new java.util.HashMap<>(NAMES);
+        names.put(HOST_NAME, hostSide);
+        return names;
+    }
+
+    /**
+     * The host's address on the link to the stand-in: not in any default-denied range, as a host's public address
+     * would not be.
+     */
+    public String hostAddress() {
+        return hostSide;
     }
 
     /** A copy of a test resource under egress/ as a file (python runs it by path). */

@@ -267,6 +267,26 @@ class OciEgressTest {
     }
 
     @Test
+    void theHostsServicesAreClosedDirectlyAndThroughTheProxy() {
+        Box direct = start(NetworkPolicy.OPEN);
+        Box proxied = start(new NetworkPolicy(true, List.of("*.allowed.test"), List.of(NetworkPolicy.ALL_TRAFFIC)));
+        String port = Integer.toString(hostServer.getLocalPort());
+        String host = internet.hostAddress(); // not in a default-denied range, as a public address of the host
+        assertThat(greeting(host)).as("control: the host's service listens there").isEqualTo(HOST_GREETING);
+
+        assertThat(direct.probe("tcp " + host + " " + port).get("tcp " + host + " " + port)).isNull();
+        // An allowed name that resolves to the host: the proxy (in the server, on the host) would connect to the
+        // host's own service were its connections not marked and refused on the way to the host.
+        String viaProxy = "http " + OPEN + " " + port + " " + StandInInternet.HOST_NAME;
+        Map<String, String> named = proxied.probe(viaProxy, dns("9.9.9.9", StandInInternet.HOST_NAME),
+                "http " + OPEN + " 80 cdn.allowed.test");
+        assertThat(named.get(dns("9.9.9.9", StandInInternet.HOST_NAME))).isEqualTo(host);
+        assertThat(named.get("http " + OPEN + " 80 cdn.allowed.test")).as("control: the proxy connects by name")
+                .isEqualTo("hello from cdn host=cdn.allowed.test");
+        assertThat(named.get(viaProxy)).isNull();
+    }
+
+    @Test
     void domainRulesGoByNameAndASpoofedNameNeverReachesTheDialledAddress() {
         Box exact = start(new NetworkPolicy(true, List.of("allowed.test"), List.of(NetworkPolicy.ALL_TRAFFIC)));
         Box wildcard = start(new NetworkPolicy(true, List.of("*.allowed.test", OPEN),
@@ -291,7 +311,8 @@ class OciEgressTest {
         assertThat(byName.get(http(OPEN, "x"))).isNull();
         assertThat(byName.get("echo " + ALLOWED + " 7")).as("no SNI or Host: address rules only").isNull();
         assertThat(internet.drain()).contains("dns allowed.test").noneMatch(line -> line.contains("blocked.test"));
-        assertThat(exact.sh("curl -sS -m 4 http://allowed.test/ && curl -sSk --http0.9 -m 4 https://allowed.test/").stdout())
+        assertThat(exact.sh("curl -sS -m 4 http://allowed.test/ && curl -sSk --http0.9 -m 4 https://allowed.test/")
+                .stdout())
                 .as("through the sandbox's resolv.conf, as programs do")
                 .isEqualTo("hello from allowed host=allowed.test\nhello from allowed sni=allowed.test\n");
 
@@ -452,6 +473,14 @@ class OciEgressTest {
         assertThat(reopened.get(http(OPEN, "x"))).isEqualTo("hello from open host=x");
         assertThat(reopened.get(http(BLOCKED, "x"))).isEqualTo("hello from blocked host=x");
         assertThat(reopened.get(dns("9.9.9.9", "open.test"))).isEqualTo(OPEN);
+
+        // allow everything → allow by name: a direct connection is cut even to the allowed name's address, since
+        // only the proxy knows names and it never saw this one; a new connection to that name goes through it
+        hold(direct, ALLOWED, "allowed.test", "/tmp/direct-named");
+        runtime.applyNetworkPolicy(id, new NetworkPolicy(true, List.of("allowed.test"),
+                List.of(NetworkPolicy.ALL_TRAFFIC)));
+        Awaitility.await().atMost(Duration.ofSeconds(10)).until(() -> pings(direct, "/tmp/direct-named") == -1);
+        hold(direct, ALLOWED, "allowed.test", "/tmp/proxied-named");
 
         // a connection allowed by name goes through the proxy: an update that no longer allows the name closes it
         String proxiedId = proxied.instance().sandboxId();
