@@ -202,7 +202,7 @@ class EgressPolicyTest {
     }
 
     @Test
-    void rootInTheSandboxsNamespaceCannotUndoThePolicy() {
+    void rootInTheSandboxsNamespaceCannotUndoThePolicy() throws IOException {
         SandboxNetwork sandbox = sandbox("rooted", new NetworkPolicy(true, List.of("allowed.test"),
                 List.of(NetworkPolicy.ALL_TRAFFIC)));
         String ns = sandbox.namespace();
@@ -229,8 +229,20 @@ class EgressPolicyTest {
                     .isEqualTo("NXDOMAIN");
             assertThat(HostNet.run("ip", "netns", "exec", ns, "getent", "hosts", "allowed.test").stdout())
                     .as("through the edited resolv.conf").contains(ALLOWED);
-            assertThat(in(sandbox, "tcp", sandbox.gateway().getHostAddress(), "22")).as("the host's services")
-                    .isNull();
+            try (java.net.ServerSocket service = new java.net.ServerSocket(0)) {
+                Thread.ofVirtual().start(() -> {
+                    try (java.net.Socket socket = service.accept()) {
+                        socket.getOutputStream().write("hello from the host".getBytes());
+                    } catch (IOException e) {
+                        // closed
+                    }
+                });
+                String port = Integer.toString(service.getLocalPort());
+                String gateway = sandbox.gateway().getHostAddress();
+                assertThat(in(sandbox, "tcp", gateway, port)).as("the host's services").isNull();
+                assertThat(HostNet.run(HostNet.PYTHON, client.toString(), "tcp", gateway, port).stdout())
+                        .as("control: the host itself reaches it there").isEqualTo("hello from the host\n");
+            }
             assertThat(tls(sandbox, BLOCKED, "allowed.test")).isEqualTo("hello from allowed sni=allowed.test");
         } finally {
             HostNet.run("rm", "-r", resolvConf.getParent().toString());
