@@ -50,8 +50,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Egress policies on real sandboxes: started by the oci driver with real runc, envd and nftables, probed from
  * inside with the template's own python3, curl, getent, ip and sudo, against a {@link StandInInternet} (HTTP, TLS
  * and echo servers, a DNS server and a SOCKS5 proxy with credentials) in a namespace this test makes. Every probe
- * of a sandbox runs at once in one {@code client.py batch}; a blocked connection fails at once (reset or refused),
- * so no probe waits for a timeout. Ends with nothing of ours left on the host.
+ * of a sandbox runs at once in one {@code client.py batch}; what a policy refuses fails at once (reset or refused),
+ * so only probes of the host's closed services wait for their timeout. Ends with nothing of ours left on the host.
  */
 class OciEgressTest {
 
@@ -91,8 +91,11 @@ class OciEgressTest {
                 runtime.removeOrphans(Set.of());
                 runtime.close();
                 OciRuntimeTest.assertNothingLeft(dataDir, runcRoot, ids);
-                Mounts.deleteTree(dataDir);
-                Mounts.deleteTree(runcRoot);
+            }
+            for (Path dir : new Path[] {dataDir, runcRoot}) {
+                if (dir != null) {
+                    Mounts.deleteTree(dir);
+                }
             }
         } finally {
             if (internet != null) {
