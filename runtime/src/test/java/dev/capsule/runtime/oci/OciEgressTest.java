@@ -90,7 +90,7 @@ class OciEgressTest {
             if (runtime != null) {
                 runtime.removeOrphans(Set.of());
                 runtime.close();
-                OciRuntimeTest.assertNothingLeft(dataDir, runcRoot, ids);
+                OciRuntimeTest.assertNothingLeft(dataDir, runcRoot, ids, NETWORK_NAME, LINK_PREFIX);
             }
             for (Path dir : new Path[] {dataDir, runcRoot}) {
                 if (dir != null) {

@@ -104,13 +104,19 @@ public class OciRuntimeTest {
     }
 
     public static void assertNothingLeft(Path dataDir, Path runcRoot, List<String> ids) {
+        assertNothingLeft(dataDir, runcRoot, ids, NETWORK_NAME, LINK_PREFIX);
+    }
+
+    /** As above, for a driver on the network {@code networkName} with veths {@code linkPrefix<n>}. */
+    public static void assertNothingLeft(Path dataDir, Path runcRoot, List<String> ids, String networkName,
+                                         String linkPrefix) {
         assertThat(Command.check("runc", "--root", runcRoot.toString(), "list", "--quiet").stdout()).isBlank();
         assertThat(Mounts.under(dataDir)).isEmpty();
         assertThat(dataDir.resolve("sandboxes")).satisfiesAnyOf(
                 p -> assertThat(p).doesNotExist(), p -> assertThat(p).isEmptyDirectory());
-        assertThat(HostNet.namespaces(NETWORK_NAME + "-")).isEmpty();
-        assertThat(HostNet.links(LINK_PREFIX)).isEmpty();
-        assertThat(HostNet.nftTables()).doesNotContain("table inet " + NETWORK_NAME);
+        assertThat(HostNet.namespaces(networkName + "-")).isEmpty();
+        assertThat(HostNet.links(linkPrefix)).isEmpty();
+        assertThat(HostNet.nftTables()).doesNotContain("table inet " + networkName);
         for (String id : ids) {
             assertThat(Cgroups.existing(RuncRuntime.DEFAULT_CGROUP_PARENT + "/" + id)).as("cgroups of " + id).isEmpty();
         }
