@@ -215,7 +215,7 @@ public final class OciRuntime implements SandboxRuntime {
             network = networks.allocate(id, manifest.network());
             ContainerSpec containerSpec = new ContainerSpec(id, rootfs.template(), rootfs.layerDirs(), runtimeBundle,
                     Optional.of(network.namespacePath()), RuntimeBundle.envdCommand(ENVD_ARGS),
-                    Map.of(), limits, config.network().nameservers());
+                    Map.of(), limits, network.nameservers());
             container = fresh ? runc.start(containerSpec) : runc.restart(containerSpec);
             if (fresh) {
                 manifest.write(container.directory());
@@ -659,6 +659,7 @@ public final class OciRuntime implements SandboxRuntime {
     /** Releases this process's claim on the runc root and network; sandboxes keep running, their state is on disk. */
     @Override
     public void close() {
+        networks.close();
         claims.forEach(HostLock::close);
     }
 

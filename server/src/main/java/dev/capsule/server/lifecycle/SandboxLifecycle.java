@@ -433,6 +433,32 @@ public final class SandboxLifecycle implements AutoCloseable {
         return s.timeout().compareTo(maxTimeout) > 0 ? maxTimeout : s.timeout();
     }
 
+    /**
+     * Replaces the egress policy of a running sandbox (E2B's full replacement: what the update leaves out is cleared)
+     * and records it, with {@code network} (its JSON, without secrets) for getInfo.
+     *
+     * @throws Conflict the sandbox is paused: resume it first
+     */
+    public void updateNetwork(String id, dev.capsule.runtime.NetworkPolicy policy, Boolean allowInternetAccess,
+                              String network) {
+        locked(id, () -> {
+            SandboxRecord s = find(id);
+            if (s.state() != SandboxState.RUNNING) {
+                throw new Conflict("sandbox '" + id + "' is " + s.state().wire() + "; resume it with Sandbox.connect()"
+                        + " before changing its network");
+            }
+            try {
+                runtime.applyNetworkPolicy(id, policy);
+            } catch (RuntimeFailure e) {
+                throw new DriverFailure("could not apply the network policy of sandbox '" + id + "': "
+                        + e.getMessage() + "; its previous policy is still in force", e);
+            }
+            store.updateNetwork(id, allowInternetAccess, network);
+            event(id, "sandbox.lifecycle.updated", null);
+            return null;
+        });
+    }
+
     /** Sets the sandbox's end to now + {@code timeout}; this may shorten it. */
     public void setTimeout(String id, Duration timeout) {
         checkTimeout(timeout);

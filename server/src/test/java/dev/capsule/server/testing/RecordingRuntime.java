@@ -64,7 +64,12 @@ public final class RecordingRuntime implements SandboxRuntime {
     }
 
     @Override
-    public void applyNetworkPolicy(String sandboxId, NetworkPolicy policy) {}
+    public void applyNetworkPolicy(String sandboxId, NetworkPolicy policy) {
+        policies.put(sandboxId, policy);
+    }
+
+    /** The last policy applied to each sandbox with {@link #applyNetworkPolicy}. */
+    public final java.util.Map<String, NetworkPolicy> policies = new java.util.concurrent.ConcurrentHashMap<>();
 
     /**
      * Pauses and resumes in order: "pause:<id>" (with memory), "stop:<id>" (without), "resume:<id>" (thaw),
