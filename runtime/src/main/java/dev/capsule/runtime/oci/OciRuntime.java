@@ -276,6 +276,11 @@ public final class OciRuntime implements SandboxRuntime {
         manifest.withNetwork(policy).write(runc.directory(sandboxId));
     }
 
+    @Override
+    public NetworkPolicy networkPolicy(String sandboxId) {
+        return existing(sandboxId, "read the network policy of").network();
+    }
+
     /**
      * What {@link #pauseMode()} answers: memory stays in RAM under a frozen cgroup. CRIU cannot checkpoint on the
      * hosts we measured (OCI-NOTES.md), so hibernating to disk is not built; {@link CriuProbe} says, in

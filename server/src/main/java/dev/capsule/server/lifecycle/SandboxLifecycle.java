@@ -1,7 +1,5 @@
 package dev.capsule.server.lifecycle;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.capsule.runtime.NetworkPolicy;
 import dev.capsule.runtime.Resumed;
 import dev.capsule.runtime.RuntimeFailure;
@@ -72,7 +70,6 @@ public final class SandboxLifecycle implements AutoCloseable {
 
     private static final System.Logger LOG = System.getLogger(SandboxLifecycle.class.getName());
     private static final SecureRandom RANDOM = new SecureRandom();
-    private static final ObjectMapper JSON = new ObjectMapper();
     /** The user envd runs commands as when a request names none, as in E2B's base template. */
     public static final String DEFAULT_USER = "user";
     /** How long a failed expiry waits before it tries again. */
@@ -622,15 +619,18 @@ public final class SandboxLifecycle implements AutoCloseable {
         }
         if (timeout != null) checkTimeout(timeout);
         SandboxRecord[] source = new SandboxRecord[1];
+        NetworkPolicy[] policy = new NetworkPolicy[1];
         SnapshotRecord snapshot = locked(id, () -> {
             source[0] = find(id);
+            // from the driver: the store keeps no egress proxy password, and a fork must not get out around it
+            policy[0] = runtime.networkPolicy(id);
             return takeSnapshot(source[0], null, Store.FORK_SNAPSHOT);
         });
         SandboxRecord s = source[0];
         try {
             var template = new TemplateRecord(snapshot.id(), List.of(), s.resources());
             var request = new CreateRequest(snapshot.id(), timeout, s.metadata(), s.envVars(), s.allowInternetAccess(),
-                    s.network(), policyOf(s), s.lifecycle(), s.trafficAccessToken() == null, apiKeyId);
+                    s.network(), policy[0], s.lifecycle(), s.trafficAccessToken() == null, apiKeyId);
             var gate = new Semaphore(FORK_PARALLELISM);
             List<Future<ForkResult>> started = new ArrayList<>();
             try (var forks = Executors.newVirtualThreadPerTaskExecutor()) {
@@ -663,29 +663,6 @@ public final class SandboxLifecycle implements AutoCloseable {
         } finally {
             discardSnapshot(snapshot.id());
         }
-    }
-
-    /** The egress policy a sandbox was created with, from its stored request fields. */
-    private static NetworkPolicy policyOf(SandboxRecord s) {
-        List<String> allowOut = List.of();
-        List<String> denyOut = List.of();
-        if (s.network() != null) {
-            try {
-                JsonNode network = JSON.readTree(s.network());
-                allowOut = strings(network.get("allowOut"));
-                denyOut = strings(network.get("denyOut"));
-            } catch (IOException e) {
-                throw new IllegalStateException("the stored network settings of sandbox " + s.id() + " are not JSON", e);
-            }
-        }
-        return new NetworkPolicy(!Boolean.FALSE.equals(s.allowInternetAccess()), allowOut, denyOut);
-    }
-
-    private static List<String> strings(JsonNode array) {
-        if (array == null || !array.isArray()) return List.of();
-        List<String> out = new ArrayList<>();
-        array.forEach(n -> out.add(n.asText()));
-        return out;
     }
 
     // ---- reads ----

@@ -4,8 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.capsule.runtime.NetworkPolicy;
 import dev.capsule.server.store.SandboxState;
+import dev.capsule.server.testing.EnvdStandIn;
 import dev.capsule.server.testing.RecordingRuntime;
 import dev.capsule.server.testing.TestServer;
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -104,5 +106,22 @@ class NetworkApiTest {
         JsonObject body = new JsonObject(r.body());
         assertThat(body.getInteger("code")).isEqualTo(status);
         assertThat(body.getString("message")).contains(messagePart);
+    }
+
+    @Test
+    void aForkGetsTheSourcesEgressProxyWithItsPassword() throws Exception {
+        try (var envd = new EnvdStandIn(); var server = new TestServer(tmp.resolve("data2"), envd.runtime)) {
+            var created = server.post("/v2/sandboxes", """
+                    {"templateID": "base", "network": {"denyOut": ["0.0.0.0/0"],
+                     "egressProxy": {"address": "198.51.100.9:1080", "username": "u", "password": "secret"}}}""");
+            assertThat(created.statusCode()).as(created.body()).isEqualTo(201);
+            String id = new JsonObject(created.body()).getString("sandboxID");
+            var forked = server.post("/sandboxes/" + id + "/fork", "{}");
+            assertThat(forked.statusCode()).as(forked.body()).isEqualTo(201);
+            String forkId = new JsonArray(forked.body()).getJsonObject(0).getJsonObject("sandbox").getString("sandboxID");
+            // the store keeps no password: the fork's policy comes from the driver, so it cannot get out around the proxy
+            assertThat(envd.runtime.networkPolicy(forkId)).isEqualTo(new NetworkPolicy(true, List.of(),
+                    List.of("0.0.0.0/0"), new NetworkPolicy.EgressProxy("198.51.100.9:1080", "u", "secret")));
+        }
     }
 }

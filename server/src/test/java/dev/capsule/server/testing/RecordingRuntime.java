@@ -68,6 +68,15 @@ public final class RecordingRuntime implements SandboxRuntime {
         policies.put(sandboxId, policy);
     }
 
+    @Override
+    public NetworkPolicy networkPolicy(String sandboxId) {
+        NetworkPolicy applied = policies.get(sandboxId);
+        if (applied != null) return applied;
+        return started.stream().filter(s -> s.sandboxId().equals(sandboxId)).reduce((a, b) -> b)
+                .map(SandboxSpec::network)
+                .orElseThrow(() -> new RuntimeFailure("sandbox " + sandboxId + " was never started here"));
+    }
+
     /** The last policy applied to each sandbox with {@link #applyNetworkPolicy}. */
     public final java.util.Map<String, NetworkPolicy> policies = new java.util.concurrent.ConcurrentHashMap<>();
 
