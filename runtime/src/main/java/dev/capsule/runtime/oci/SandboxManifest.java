@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.capsule.runtime.NetworkPolicy;
 import dev.capsule.runtime.Resources;
 import dev.capsule.runtime.RuntimeFailure;
+import dev.capsule.runtime.network.PolicyJson;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -54,10 +55,7 @@ record SandboxManifest(String sandboxId, String templateId, String templateName,
         layers.forEach(json.putArray("layers")::add);
         json.set("resources", JSON.valueToTree(resources));
         json.put("startedAt", startedAt.toString());
-        ObjectNode policy = json.putObject("network");
-        policy.put("internetAccess", network.internetAccess());
-        network.allowOut().forEach(policy.putArray("allowOut")::add);
-        network.denyOut().forEach(policy.putArray("denyOut")::add);
+        PolicyJson.write(json, "network", network);
         Path temp = dir.dir().resolve(".sandbox.json.tmp");
         try {
             JSON.writerWithDefaultPrettyPrinter().writeValue(temp.toFile(), json);
@@ -79,11 +77,6 @@ record SandboxManifest(String sandboxId, String templateId, String templateName,
         }
         try {
             JsonNode json = JSON.readTree(file.toFile());
-            JsonNode policy = json.path("network");
-            List<String> allow = new ArrayList<>();
-            policy.path("allowOut").forEach(node -> allow.add(node.asText()));
-            List<String> deny = new ArrayList<>();
-            policy.path("denyOut").forEach(node -> deny.add(node.asText()));
             List<String> layers = new ArrayList<>();
             json.path("layers").forEach(node -> layers.add(node.asText()));
             String templateId = json.path("templateId").asText();
@@ -93,7 +86,7 @@ record SandboxManifest(String sandboxId, String templateId, String templateName,
                     json.path("template").path("name").asText(templateId),
                     json.path("template").path("hash").asText(""), layers, resources,
                     Instant.parse(json.path("startedAt").asText()),
-                    new NetworkPolicy(policy.path("internetAccess").asBoolean(true), allow, deny)));
+                    PolicyJson.read(json.path("network"))));
         } catch (IOException | RuntimeException e) {
             return Optional.empty(); // damaged: not a usable sandbox
         }
