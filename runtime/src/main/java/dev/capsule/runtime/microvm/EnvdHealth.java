@@ -1,0 +1,74 @@
+package dev.capsule.runtime.microvm;
+
+import dev.capsule.runtime.RuntimeFailure;
+import dev.capsule.runtime.SandboxInstance;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
+
+/** Waits for a VM's envd to answer {@code GET /health} with 204, as the oci driver waits for a container's. */
+final class EnvdHealth {
+
+    private static final long POLL_MILLIS = 10;
+
+    private EnvdHealth() {
+    }
+
+    /**
+     * Polls until envd at {@code address} is healthy; fails early when {@code alive} says the VM is gone, and
+     * after {@code timeout}. {@code log} gives the console's tail for the message.
+     */
+    static void await(String sandboxId, InetAddress address, Duration timeout, BooleanSupplier alive,
+                      Supplier<String> log) {
+        InetSocketAddress envd = new InetSocketAddress(address, SandboxInstance.ENVD_PORT);
+        long deadline = System.nanoTime() + timeout.toNanos();
+        String last = "no answer yet";
+        while (true) {
+            try {
+                int status = status(envd);
+                if (status == 204) {
+                    return;
+                }
+                last = "GET /health answered " + status;
+            } catch (IOException e) {
+                last = e.getMessage();
+            }
+            if (!alive.getAsBoolean()) {
+                throw new RuntimeFailure("the VM of sandbox " + sandboxId + " exited before envd answered /health ("
+                        + last + "); console: " + log.get());
+            }
+            if (System.nanoTime() > deadline) {
+                throw new RuntimeFailure("envd in sandbox " + sandboxId + " did not answer /health at " + envd
+                        + " within " + timeout.toSeconds() + " s (" + last + "); console: " + log.get());
+            }
+            Qemu.sleep(POLL_MILLIS);
+        }
+    }
+
+    /** One plain HTTP/1.1 request on a fresh connection: nothing pooled that outlives the sandbox. */
+    private static int status(InetSocketAddress envd) throws IOException {
+        try (Socket socket = new Socket()) {
+            socket.connect(envd, 1000);
+            socket.setSoTimeout(2000);
+            OutputStream out = socket.getOutputStream();
+            out.write(("GET /health HTTP/1.1\r\nHost: " + envd.getHostString() + ":" + envd.getPort()
+                    + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            out.flush();
+            String statusLine = new BufferedReader(new InputStreamReader(socket.getInputStream(),
+                    StandardCharsets.US_ASCII)).readLine();
+            if (statusLine == null || !statusLine.startsWith("HTTP/1.") || statusLine.length() < 12) {
+                throw new IOException("envd closed the connection without an HTTP status (" + statusLine + ")");
+            }
+            return Integer.parseInt(statusLine.substring(9, 12));
+        }
+    }
+}
