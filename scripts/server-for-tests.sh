@@ -15,8 +15,9 @@
 # for tests that restart the server).
 #
 # `stop` fails (exit 1) when something is left behind: a runc container whose bundle is in the data directory, a
-# new `capsule-<id>` network namespace, a mount under the data directory, or the nftables table `inet capsule`
-# while no capsule container runs at all.
+# QEMU process of the data directory (CAPSULE_SERVER_ARGS="--runtime microvm"), a new `capsule-<id>` network
+# namespace, a mount under the data directory, or the nftables table `inet capsule` while no capsule container
+# runs at all.
 #
 # Environment:
 #   CAPSULE_CACHE_DIR       template cache shared by every run (default /var/cache/capsule)
@@ -140,6 +141,7 @@ leaks() {
   done
   comm -13 "$state/netns-before" <(capsule_namespaces) | sed 's/^/network namespace /'
   findmnt -rn -o TARGET | grep -F "$data/" | sed 's/^/mount /' || true
+  pgrep -f -- "$data/microvm/" | sed 's/^/QEMU process (microvm driver) /' || true
   if [ -z "$(runc --root "$RUNC_ROOT" list -q 2>/dev/null)" ] && nft list tables 2>/dev/null | grep -qx 'table inet capsule'; then
     echo "nftables table inet capsule (no capsule container runs)"
   fi

@@ -1,6 +1,9 @@
 package dev.capsule.cli;
 
 import dev.capsule.runtime.SandboxRuntime;
+import dev.capsule.runtime.microvm.MicroVmConfig;
+import dev.capsule.runtime.microvm.MicroVmRuntime;
+import dev.capsule.runtime.network.NetworkConfig;
 import dev.capsule.runtime.oci.OciRuntime;
 import dev.capsule.runtime.oci.OciRuntimeConfig;
 import dev.capsule.server.CapsuleServer;
@@ -71,8 +74,23 @@ final class ServerCommand implements Callable<Integer> {
                 oci.prepare();
                 yield oci;
             }
+            case "microvm" -> {
+                MicroVmConfig defaults = MicroVmConfig.defaults().withDirectories(config.dataDir(), config.cacheDir());
+                MicroVmRuntime microvm = new MicroVmRuntime(defaults.withNetwork(network(defaults.network(),
+                        System.getenv())));
+                System.out.println("preparing the base template, runtime bundle, guest kernel and the template's VM"
+                        + " snapshot in " + config.cacheDir() + " (built once; the first start takes a few minutes)");
+                System.out.flush();
+                try {
+                    microvm.prepare();
+                } catch (RuntimeException e) {
+                    microvm.close();
+                    throw e;
+                }
+                yield microvm;
+            }
             default -> throw new ConfigException("runtime '" + config.runtime() + "' is not available in this build;"
-                    + " use --runtime oci");
+                    + " use --runtime oci or --runtime microvm");
         };
     }
 
@@ -86,7 +104,11 @@ final class ServerCommand implements Callable<Integer> {
     static OciRuntimeConfig isolated(OciRuntimeConfig c, java.util.Map<String, String> env) {
         String root = env.get("CAPSULE_RUNC_ROOT");
         if (root != null && !root.isBlank()) c = c.withRunc(java.nio.file.Path.of(root), c.cgroupParent());
-        var net = c.network();
+        return c.withNetwork(network(c.network(), env));
+    }
+
+    /** The sandbox network with CAPSULE_NETWORK_NAME, _INTERFACE_PREFIX and _POOL applied (see {@link #isolated}). */
+    static NetworkConfig network(NetworkConfig net, java.util.Map<String, String> env) {
         String name = env.get("CAPSULE_NETWORK_NAME");
         String prefix = env.get("CAPSULE_NETWORK_INTERFACE_PREFIX");
         if (name != null || prefix != null) {
@@ -98,6 +120,6 @@ final class ServerCommand implements Callable<Integer> {
         }
         String pool = env.get("CAPSULE_NETWORK_POOL");
         if (pool != null && !pool.isBlank()) net = net.withPool(dev.capsule.runtime.network.Ipv4Cidr.parse(pool));
-        return c.withNetwork(net);
+        return net;
     }
 }

@@ -85,7 +85,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
     private static final Duration SAVE_TIMEOUT = Duration.ofSeconds(300);
     private static final Duration QUIT_GRACE = Duration.ofSeconds(15);
     /** Bumped when the way a template snapshot is made changes, so old ones are not restored. */
-    private static final int SNAPSHOT_FORMAT = 1;
+    private static final int SNAPSHOT_FORMAT = 2;
 
     private final MicroVmConfig config;
     private final List<HostLock> claims;
@@ -398,7 +398,8 @@ public final class MicroVmRuntime implements SandboxRuntime {
 
     /**
      * The template's snapshot for this VM size, made now if no one has: a VM boots from the template's disk with
-     * its RAM in a file, and once envd answers, its device state is saved and QEMU ends. RAM file, state and the
+     * its RAM in a file, and once envd answers and has served a warm-up ({@link GuestWarmup}), its device state is
+     * saved and QEMU ends. RAM file, state and the
      * disk as it was then stay read-only in the cache.
      */
     private TemplateSnapshot templateSnapshot(Template template, int cpus, int memoryMb) {
@@ -442,6 +443,10 @@ public final class MicroVmRuntime implements SandboxRuntime {
                     false), network.namespacePath(), work, QMP_TIMEOUT);
             awaitEnvd(network, work, pid, config.bootTimeout());
             Duration boot = Duration.between(begin, Instant.now());
+            Instant warm = Instant.now();
+            GuestWarmup.run(network.address(), config.bootTimeout());
+            Duration warmup = Duration.between(warm, Instant.now());
+            Qemu.sleep(200); // lets the guest close the warm-up's connections before it is saved
             save(work, "exec:cat > " + quote(target.resolve("state")), true);
             quit(work, pid);
             pid = null;
@@ -455,6 +460,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
             json.put("append", append);
             json.put("qemu", qemuVersion);
             json.put("bootSeconds", boot.toMillis() / 1000.0);
+            json.put("warmupSeconds", warmup.toMillis() / 1000.0);
             json.put("createdAt", Instant.now().toString());
             JSON.writerWithDefaultPrettyPrinter().writeValue(target.resolve("snapshot.json").toFile(), json);
             for (String file : List.of("memory.ram", "state", "disk.qcow2")) {
@@ -550,6 +556,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
             throw new RuntimeFailure("cannot delete the saved memory of sandbox " + sandboxId + ": " + e.getMessage(), e);
         }
         record.with(VmRecord.Status.STOPPED).write(dir);
+        networks.find(sandboxId).ifPresent(VmNetwork::abortConnections);
         networks.release(sandboxId);
     }
 
@@ -760,6 +767,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
             failure = new RuntimeFailure("cannot stop the VM of sandbox " + sandboxId + ": " + e.getMessage(), e);
         }
         try {
+            networks.find(sandboxId).ifPresent(VmNetwork::abortConnections);
             networks.release(sandboxId);
         } catch (RuntimeException e) {
             if (failure == null) {
@@ -888,6 +896,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
         }
         if (releaseNetwork) {
             try {
+                networks.find(id).ifPresent(VmNetwork::abortConnections);
                 networks.release(id);
             } catch (RuntimeException e) {
                 failure.addSuppressed(e);

@@ -8,6 +8,7 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
+import java.net.ConnectException;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.Channels;
 import java.nio.channels.SocketChannel;
@@ -55,9 +56,24 @@ final class Qmp implements AutoCloseable {
         });
     }
 
-    /** Connects, reads the greeting and leaves capabilities negotiation, so commands can be sent. */
+    /**
+     * Connects, reads the greeting and leaves capabilities negotiation, so commands can be sent. A starting QEMU
+     * has its socket file a moment before it listens: refused connections are retried until {@code timeout}.
+     */
     static Qmp connect(Path socket, Duration timeout) throws IOException {
-        SocketChannel channel = SocketChannel.open(UnixDomainSocketAddress.of(socket));
+        long deadline = System.nanoTime() + timeout.toNanos();
+        SocketChannel channel;
+        while (true) {
+            try {
+                channel = SocketChannel.open(UnixDomainSocketAddress.of(socket));
+                break;
+            } catch (ConnectException e) {
+                if (System.nanoTime() > deadline) {
+                    throw e;
+                }
+                Qemu.sleep(5);
+            }
+        }
         Qmp qmp = new Qmp(socket, channel);
         try {
             JsonNode greeting = qmp.next(timeout);

@@ -41,6 +41,16 @@ final class VmNetwork {
                 "link set " + BRIDGE + " up", ""));
     }
 
+    /**
+     * Aborts the host's TCP connections to a VM that ended without its memory (killed or stopped). Its guest could
+     * not close them, and a client that pools connections (the gateway) would otherwise send its next request on
+     * one of them to whatever next has that address, and get a reset. Needs the kernel's socket destroy support
+     * (Debian's has it); where it is missing, such a connection fails once.
+     */
+    static void abortConnections(SandboxNetwork network) {
+        Command.run(List.of(Tools.path("ss"), "-K", "-t", "dst", network.addressText()), 30);
+    }
+
     private static void batch(String namespace, String script) {
         Path file = null;
         try {
