@@ -37,9 +37,8 @@ apt_install() {
 #   runc: the oci driver's container runtime.  mmdebstrap: builds the base template from Debian.  tini: its static
 #   build is PID 1 in every sandbox.  nftables: per-sandbox NAT and egress rules.
 #   xz-utils, python3: used by tests (embedded PostgreSQL archive; small HTTP servers in network tests).
-#   qemu-system-x86, qemu-utils: the microvm driver's VMs and their qcow2 disks.  busybox-static: the guest's init
-#   and agent (static, so it runs on any template).  lz4: unpacks the guest kernel's vmlinux from its bzImage.
-#   zstd: compresses the memory of paused VMs.
+#   qemu-system-x86, qemu-utils: the microvm driver's VMs and their qcow2 disks.  busybox-static: the guest's
+#   init (static, so it runs on any template).  lz4: unpacks the guest kernel's vmlinux from its bzImage.
 missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need gcc gcc
@@ -67,7 +66,6 @@ need qemu-system-x86_64 qemu-system-x86
 need qemu-img qemu-utils
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 need lz4 lz4
-need zstd zstd
 if [ ${#missing[@]} -gt 0 ]; then
   # shellcheck disable=SC2207
   missing=($(printf '%s\n' "${missing[@]}" | sort -u))

@@ -18,7 +18,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * Talks to the guest agent ({@code agent.sh}) over the VM's serial console socket: one command line, answered by
+ * Talks to the guest agent ({@code capsule-guest agent}) over the VM's serial console socket: one command line, answered by
  * {@code capsule-ok <nonce>} or {@code capsule-failed <nonce>} among whatever else the console prints. The console
  * is the one channel that works right after a restore, before the guest has its new address.
  */

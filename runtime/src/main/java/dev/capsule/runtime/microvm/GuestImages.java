@@ -28,8 +28,8 @@ import java.util.List;
  * <li>the template's root file system ({@code rootfs-<template hash>-<disk MiB>/disk.img}), the backing file of
  *     every sandbox's copy-on-write qcow2 overlay; sized for the template's files plus its {@code diskSizeMB};</li>
  * <li>the runtime bundle ({@code bundle-<bundle hash>-<guest files hash>/disk.img}), mounted read-only at
- *     {@value RuntimeBundle#MOUNT_POINT} as the oci driver bind-mounts it, plus {@code vm/}: the guest init, the
- *     agent, static busybox for both and {@code capsule-guest}.</li>
+ *     {@value RuntimeBundle#MOUNT_POINT} as the oci driver bind-mounts it, plus {@code vm/}: the guest init, static
+ *     busybox for it and {@code capsule-guest} (network set-up and the agent).</li>
  * </ul>
  * Keeping the bundle on its own disk means a new envd build makes a 60 MB image, not a new copy of the template.
  */
@@ -58,19 +58,14 @@ final class GuestImages {
     /** The runtime bundle plus the guest's own files as a raw ext4 image; envd starts with {@code envdCommand}. */
     static Path bundle(BuildCache builds, RuntimeBundle bundle, Path busybox, List<String> envdCommand) {
         String init = GuestFiles.text("init.sh").replace("@ENVD_COMMAND@", shellWords(envdCommand));
-        String lib = GuestFiles.text("lib.sh");
-        String agent = GuestFiles.text("agent.sh");
         byte[] guestTool = GuestFiles.bytes("capsule-guest");
-        String hash = new Digest().text("format=" + FORMAT).text(init).text(lib).text(agent).bytes(guestTool)
-                .file(busybox).hex();
+        String hash = new Digest().text("format=" + FORMAT).text(init).bytes(guestTool).file(busybox).hex();
         Path entry = builds.ensure("bundle-" + bundle.hash() + "-" + hash, target -> {
             Path tree = target.resolve("tree");
             copyTree(bundle.root(), tree);
             Path vm = Files.createDirectories(tree.resolve("vm"));
             Path bin = Files.createDirectories(vm.resolve("bin"));
             Files.writeString(vm.resolve("init.sh"), init);
-            Files.writeString(vm.resolve("lib.sh"), lib);
-            Files.writeString(vm.resolve("agent.sh"), agent);
             Files.copy(busybox, bin.resolve("busybox"));
             Files.write(bin.resolve("capsule-guest"), guestTool);
             for (Path tool : List.of(bin.resolve("busybox"), bin.resolve("capsule-guest"))) {

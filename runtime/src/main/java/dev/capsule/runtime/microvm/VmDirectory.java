@@ -21,9 +21,9 @@ record VmDirectory(Path dir) {
         return dir.resolve("disk.qcow2");
     }
 
-    /** The VM's memory and device state while it is paused with memory: QEMU's migration stream, zstd-compressed. */
+    /** The VM's memory and device state while it is paused with memory: QEMU's migration stream. */
     Path memory() {
-        return dir.resolve("memory.zst");
+        return dir.resolve("memory.snap");
     }
 
     Path pidFile() {

@@ -1,9 +1,9 @@
 # The guest init of a Capsule microVM, run by busybox sh under the bundle's init (PID 1, which reaps orphans):
 # mounts the kernel file systems, configures the sandbox from the kernel command line (capsule.ip, capsule.gw,
-# capsule.host, capsule.dns), starts the agent that the driver talks to over the serial console after a restore,
-# and becomes envd. envd's end ends the VM (PID 1's child is gone), which the driver sees as the sandbox's end.
+# capsule.host, capsule.dns), starts the agent that the driver talks to over the serial console after a restore
+# (both are capsule-guest, see its source), and becomes envd. envd's end ends the VM (PID 1's child is gone), which
+# the driver sees as the sandbox's end.
 export PATH=/opt/capsule/vm/bin
-. /opt/capsule/vm/lib.sh
 
 mount -t proc -o nosuid,noexec,nodev proc /proc
 mount -t sysfs -o nosuid,noexec,nodev sysfs /sys
@@ -26,11 +26,11 @@ for word in $(cat /proc/cmdline); do
         capsule.dns=*) nameservers=${word#*=} ;;
     esac
 done
-configure "$ip_address" "$gateway" "$host_name" "$nameservers"
+capsule-guest configure "$ip_address" "$gateway" "$host_name" "$nameservers"
 
 # From a subshell that exits at once, so the agent's parent is PID 1, which reaps it should it end (this shell
 # becomes envd, which would not).
-(sh /opt/capsule/vm/agent.sh </dev/null >/dev/null 2>&1 &)
+(capsule-guest agent /dev/ttyS0 </dev/null >/dev/null 2>&1 &)
 
 cd /
 exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 @ENVD_COMMAND@

@@ -164,7 +164,7 @@ class MicroVmRuntimeTest {
         long begin = System.nanoTime();
         runtime.pause(sandbox.sandboxId(), true);
         System.out.printf("pause(keepMemory) of a microVM: %d ms%n", (System.nanoTime() - begin) / 1_000_000);
-        assertThat(Files.exists(dataDir.resolve("microvm/sandboxes/" + sandbox.sandboxId() + "/memory.zst"))).isTrue();
+        assertThat(Files.exists(dataDir.resolve("microvm/sandboxes/" + sandbox.sandboxId() + "/memory.snap"))).isTrue();
         assertThat(runtime.usage(sandbox.sandboxId())).as("no process while paused").isEmpty();
         runtime.pause(sandbox.sandboxId(), true); // pausing a frozen sandbox does nothing
 
