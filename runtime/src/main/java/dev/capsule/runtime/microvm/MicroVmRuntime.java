@@ -222,7 +222,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
      * only its disk).
      */
     private record Source(String templateId, int cpus, int memoryMb, Path backingDisk, String append,
-                          Optional<Restore> memory, String snapshot) {}
+                          Optional<Restore> memory, String snapshot, String ramBase) {}
 
     /** A memory image to restore: where QEMU maps RAM from and the migration stream it reads. */
     private record Restore(Qemu.Memory ram, String incoming, boolean ignoreShared) {}
@@ -232,19 +232,20 @@ public final class MicroVmRuntime implements SandboxRuntime {
         if (snapshot.isPresent()) {
             JsonNode json = readJson(snapshot.get().resolve("snapshot.json"));
             Path dir = snapshot.get();
+            String ramBase = json.hasNonNull("ramBase") ? json.get("ramBase").asText() : null;
             Optional<Restore> memory = json.path("memoryKept").asBoolean()
-                    ? Optional.of(new Restore(new Qemu.Memory.Anonymous(), readFrom(dir.resolve("memory.snap")), false))
+                    ? Optional.of(new Restore(streamRam(ramBase), readFrom(dir.resolve("memory.snap")), false))
                     : Optional.empty();
-            return new Source(spec.templateId(), json.path("cpus").asInt(),
-                    json.path("memoryMb").asInt(), dir.resolve("disk.qcow2"), json.path("append").asText(), memory,
-                    dir.getFileName().toString());
+            return new Source(spec.templateId(), json.path("cpus").asInt(), json.path("memoryMb").asInt(),
+                    dir.resolve("disk.qcow2"), json.path("append").asText(), memory, dir.getFileName().toString(),
+                    ramBase);
         }
         Template template = template(spec.templateId());
         Resources resources = spec.resources() == null ? template.resources() : spec.resources();
         TemplateSnapshot golden = templateSnapshot(template, resources.cpuCount(), resources.memoryMB());
         return new Source(template.name(), resources.cpuCount(), resources.memoryMB(), golden.disk(), golden.append(),
                 Optional.of(new Restore(new Qemu.Memory.File(golden.memory(), false), readFrom(golden.state()),
-                        true)), null);
+                        true)), null, golden.memory().toString());
     }
 
     private SandboxInstance startTaken(String id, SandboxSpec spec, Source source) {
@@ -261,7 +262,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
             Instant startedAt = Instant.now();
             String append = source.memory().isPresent() ? source.append() : appendFor(id, network);
             VmRecord record = new VmRecord(id, source.templateId(), startedAt, policy, VmRecord.Status.RUNNING,
-                    source.cpus(), source.memoryMb(), append, source.snapshot());
+                    source.cpus(), source.memoryMb(), append, source.snapshot(), source.ramBase());
             record.write(dir);
             Qemu.Machine machine = machine(record);
             if (source.memory().isPresent()) {
@@ -583,7 +584,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
             VmNetwork.attach(network);
             try {
                 if (status == VmRecord.Status.FROZEN) {
-                    restore(dir, network, machine(record), new Restore(new Qemu.Memory.Anonymous(),
+                    restore(dir, network, machine(record), new Restore(streamRam(record.ramBase()),
                             readFrom(dir.memory()), false));
                     record.with(VmRecord.Status.RUNNING).write(dir);
                     Files.deleteIfExists(dir.memory());
@@ -647,6 +648,9 @@ public final class MicroVmRuntime implements SandboxRuntime {
             json.put("memoryKept", memoryKept);
             if (record.snapshot() != null) {
                 json.put("parent", record.snapshot());
+            }
+            if (record.ramBase() != null) {
+                json.put("ramBase", record.ramBase());
             }
             json.put("createdAt", Instant.now().toString());
             JSON.writerWithDefaultPrettyPrinter().writeValue(target.resolve("snapshot.json").toFile(), json);
@@ -879,6 +883,18 @@ public final class MicroVmRuntime implements SandboxRuntime {
         Guest parts = guest();
         return new Qemu.Machine(config.qemu(), config.accelerator(), cpus, memoryMb, parts.kernel(),
                 parts.bundleImage(), append);
+    }
+
+    /**
+     * Where a VM restored from a saved stream keeps its RAM: a private (copy-on-write) mapping of the template
+     * snapshot's RAM file its memory started from, where there is one, else anonymous memory. The stream sets every
+     * page either way; but QEMU checks each page the stream says is zero before clearing it, and reading untouched
+     * anonymous memory allocates it on hosts without a shared zero page (this one: MICROVM-NOTES.md §4), which made
+     * a resumed 512 MiB VM hold all 512 MiB. Over the file, unchanged pages stay the page cache's, shared.
+     */
+    private static Qemu.Memory streamRam(String ramBase) {
+        return ramBase != null && Files.isRegularFile(Path.of(ramBase))
+                ? new Qemu.Memory.File(Path.of(ramBase), false) : new Qemu.Memory.Anonymous();
     }
 
     /**

@@ -18,11 +18,13 @@ import java.util.Optional;
 /**
  * What the driver records about a sandbox in its {@code vm.json}, for itself after a restart and for a resume after
  * a reboot: its template, start time and network policy (as the oci driver records them), how it was paused, its
- * machine size, the kernel command line its memory was booted with (a restore must repeat it), and the snapshot
- * whose disk its own disk is stacked on, if any (so a deleted snapshot's files stay while sandboxes use them).
+ * machine size, the kernel command line its memory was booted with (a restore must repeat it), the snapshot
+ * whose disk its own disk is stacked on, if any (so a deleted snapshot's files stay while sandboxes use them), and
+ * the template snapshot's RAM file its memory started from, if any: a saved VM is restored on top of it (see
+ * {@link MicroVmRuntime#resume}).
  */
 record VmRecord(String sandboxId, String templateId, Instant startedAt, NetworkPolicy network, Status status,
-                int cpus, int memoryMb, String append, String snapshot) {
+                int cpus, int memoryMb, String append, String snapshot, String ramBase) {
 
     /** How the sandbox is, as far as the driver put it there (a VM recorded running may have died since). */
     enum Status {
@@ -37,15 +39,18 @@ record VmRecord(String sandboxId, String templateId, Instant startedAt, NetworkP
     private static final ObjectMapper JSON = new ObjectMapper();
 
     VmRecord with(Status newStatus) {
-        return new VmRecord(sandboxId, templateId, startedAt, network, newStatus, cpus, memoryMb, append, snapshot);
+        return new VmRecord(sandboxId, templateId, startedAt, network, newStatus, cpus, memoryMb, append, snapshot,
+                ramBase);
     }
 
     VmRecord with(NetworkPolicy newPolicy) {
-        return new VmRecord(sandboxId, templateId, startedAt, newPolicy, status, cpus, memoryMb, append, snapshot);
+        return new VmRecord(sandboxId, templateId, startedAt, newPolicy, status, cpus, memoryMb, append, snapshot,
+                ramBase);
     }
 
     VmRecord withAppend(String newAppend) {
-        return new VmRecord(sandboxId, templateId, startedAt, network, status, cpus, memoryMb, newAppend, snapshot);
+        return new VmRecord(sandboxId, templateId, startedAt, network, status, cpus, memoryMb, newAppend, snapshot,
+                ramBase);
     }
 
     void write(VmDirectory dir) {
@@ -63,6 +68,9 @@ record VmRecord(String sandboxId, String templateId, Instant startedAt, NetworkP
         json.put("append", append);
         if (snapshot != null) {
             json.put("snapshot", snapshot);
+        }
+        if (ramBase != null) {
+            json.put("ramBase", ramBase);
         }
         Path temp = dir.dir().resolve(".vm.json.tmp");
         try {
@@ -84,12 +92,13 @@ record VmRecord(String sandboxId, String templateId, Instant startedAt, NetworkP
             List<String> deny = new ArrayList<>();
             policy.path("denyOut").forEach(node -> deny.add(node.asText()));
             JsonNode snapshot = json.get("snapshot");
+            JsonNode ramBase = json.get("ramBase");
             return Optional.of(new VmRecord(json.path("sandboxId").asText(), json.path("templateId").asText(),
                     Instant.parse(json.path("startedAt").asText()),
                     new NetworkPolicy(policy.path("internetAccess").asBoolean(true), allow, deny),
                     Status.valueOf(json.path("status").asText().toUpperCase(java.util.Locale.ROOT)),
                     json.path("cpus").asInt(), json.path("memoryMb").asInt(), json.path("append").asText(),
-                    snapshot == null ? null : snapshot.asText()));
+                    snapshot == null ? null : snapshot.asText(), ramBase == null ? null : ramBase.asText()));
         } catch (IOException | RuntimeException e) {
             return Optional.empty();
         }
