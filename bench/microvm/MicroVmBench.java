@@ -115,6 +115,8 @@ public class MicroVmBench {
                 long pid = Long.parseLong(Files.readString(dir.resolve("qemu.pid")).strip());
                 record(vm + ": host memory of an idle sandbox among 3, QEMU PSS (MiB)",
                         smapsRollup(pid).get("Pss") / 1024.0);
+            }
+            for (SandboxInstance clone : clones) {
                 runtime.destroy(clone.sandboxId());
             }
         } finally {

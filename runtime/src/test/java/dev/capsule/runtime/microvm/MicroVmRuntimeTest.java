@@ -19,6 +19,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -126,7 +128,8 @@ class MicroVmRuntimeTest {
     }
 
     @Test
-    void clonesOfOneSnapshotDrawDifferentRandomNumbersKnowTheTimeAndCannotReachEachOther() {
+    void clonesOfOneSnapshotDrawDifferentRandomNumbersKnowTheTimeAndReachNeitherEachOtherNorTheHost()
+            throws IOException {
         List<SandboxInstance> clones = List.of(start(NetworkPolicy.OPEN), start(NetworkPolicy.OPEN),
                 start(NetworkPolicy.OPEN));
 
@@ -152,6 +155,25 @@ class MicroVmRuntimeTest {
                 .startsWith("exit=").isNotEqualTo("exit=0\n");
         assertThat(first.run(probe.formatted(clones.get(0).address().getHostAddress())).stdout())
                 .as("its own envd, so the probe works").isEqualTo("exit=0\n");
+
+        // a service on the host, on all its addresses: the guest's gateway is one of them
+        try (ServerSocket host = new ServerSocket(0)) {
+            Thread.ofVirtual().start(() -> {
+                while (!host.isClosed()) {
+                    try (Socket client = host.accept()) {
+                        client.getOutputStream().write("hello from the host\n".getBytes(StandardCharsets.UTF_8));
+                    } catch (IOException e) {
+                        // closed at the end of the test
+                    }
+                }
+            });
+            byte[] address = clones.get(0).address().getAddress();
+            address[3]--; // the gateway: the host's end of the sandbox's /30
+            String gateway = java.net.InetAddress.getByAddress(address).getHostAddress();
+            assertThat(first.run("timeout 3 bash -c 'exec 3<>/dev/tcp/" + gateway + "/" + host.getLocalPort()
+                    + " && head -1 <&3' 2>/dev/null; echo exit=$?").stdout()).doesNotContain("hello")
+                    .isNotEqualTo("exit=0\n");
+        }
     }
 
     @Test
