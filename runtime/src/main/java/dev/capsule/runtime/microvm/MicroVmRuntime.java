@@ -219,7 +219,8 @@ public final class MicroVmRuntime implements SandboxRuntime {
 
     /**
      * What a sandbox starts from: a template snapshot in the cache, or a snapshot of a sandbox (with memory, or
-     * only its disk).
+     * only its disk). A snapshot fixes the VM's vCPUs and RAM (a restore needs the machine it was saved on), so
+     * the snapshot's apply, whatever the spec asks.
      */
     private record Source(String templateId, int cpus, int memoryMb, Path backingDisk, String append,
                           Optional<Restore> memory, String snapshot, String ramBase) {}
@@ -832,7 +833,11 @@ public final class MicroVmRuntime implements SandboxRuntime {
             destroy(id);
             removed.add(id);
         }
-        Mounts.deleteTree(config.home().resolve("build")); // template snapshot boots of a crashed server
+        for (Path build : list(config.home().resolve("build"))) {
+            if (!starting.contains(build.getFileName().toString())) {
+                Mounts.deleteTree(build); // a template snapshot's boot that a crashed server left
+            }
+        }
         return removed;
     }
 
