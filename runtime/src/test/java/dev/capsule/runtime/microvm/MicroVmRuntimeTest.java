@@ -120,11 +120,28 @@ class MicroVmRuntimeTest {
         });
         assertThat(runtime.discover()).extracting(SandboxInstance::sandboxId).containsExactly(sandbox.sandboxId());
 
+        // a restarted server finds it running, at its address, and keeps it
+        runtime.close();
+        runtime = new MicroVmRuntime(config);
+        assertThat(runtime.discover()).singleElement().satisfies(found -> {
+            assertThat(found.state()).isEqualTo(SandboxInstance.State.RUNNING);
+            assertThat(found.address()).isEqualTo(sandbox.address());
+        });
+        assertThat(runtime.removeOrphans(Set.of(sandbox.sandboxId()))).isEmpty();
+        assertThat(envd.health()).isEqualTo(204);
+
         runtime.destroy(sandbox.sandboxId());
         assertThat(runtime.discover()).isEmpty();
         assertThat(HostNet.namespaces(NETWORK_NAME + "-")).isEmpty();
         assertThat(dataDir.resolve("microvm/sandboxes")).isEmptyDirectory();
         runtime.destroy(sandbox.sandboxId()); // idempotent
+    }
+
+    @Test
+    void anUnknownTemplateIsRefusedAndLeavesNothing() {
+        assertThatThrownBy(() -> start("no-such-template", NetworkPolicy.OPEN)).isInstanceOf(UnknownTemplate.class)
+                .hasMessageContaining("no-such-template");
+        assertThat(runtime.discover()).isEmpty();
     }
 
     @Test
