@@ -194,7 +194,7 @@ class MicroVmRuntimeTest {
     }
 
     @Test
-    void pausedWithMemoryAProcessAndItsMemorySurviveADriverRestart() {
+    void pausedWithMemoryAProcessAndItsMemorySurviveADriverRestartAndTheLossOfItsNetwork() {
         SandboxInstance sandbox = start(NetworkPolicy.NO_INTERNET);
         EnvdClient envd = new EnvdClient(sandbox);
         String pid = envd.run("nohup sleep 100000 >/dev/null 2>&1 & echo $!; echo kept-in-ram > /dev/shm/marker")
@@ -222,6 +222,20 @@ class MicroVmRuntimeTest {
         EnvdClient.Result after = new EnvdClient(resumed.instance()).run("kill -0 " + pid + " && cat /dev/shm/marker");
         assertThat(after.stdout()).isEqualTo("kept-in-ram\n");
         assertThat(runtime.resume(sandbox.sandboxId()).memoryKept()).as("resuming a running one").isTrue();
+
+        // a host reboot takes the namespaces and veths; the paused VM's files are all it needs
+        runtime.pause(sandbox.sandboxId(), true);
+        runtime.close();
+        HostNet.links(LINK_PREFIX).forEach(link -> HostNet.ok("ip", "link", "del", link));
+        HostNet.namespaces(NETWORK_NAME + "-").forEach(ns -> HostNet.ok("ip", "netns", "del", ns));
+        runtime = new MicroVmRuntime(config);
+        SandboxInstance found = runtime.discover().getFirst();
+        assertThat(found.state()).isEqualTo(SandboxInstance.State.FROZEN);
+        Resumed afterReboot = runtime.resume(sandbox.sandboxId());
+        assertThat(afterReboot.memoryKept()).isTrue();
+        assertThat(afterReboot.instance().address()).isEqualTo(found.address());
+        assertThat(new EnvdClient(afterReboot.instance()).run("kill -0 " + pid + " && cat /dev/shm/marker; hostname")
+                .stdout()).isEqualTo("kept-in-ram\n" + sandbox.sandboxId() + "\n");
     }
 
     @Test
