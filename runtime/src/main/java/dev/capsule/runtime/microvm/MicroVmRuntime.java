@@ -414,7 +414,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
                 .text("format=" + SNAPSHOT_FORMAT).text(qemuVersion).text(config.accelerator())
                 .text(rootfs.getParent().getFileName().toString()).text(parts.kernel().hash())
                 .text(parts.bundleImage().getParent().getFileName().toString())
-                .text(Qemu.append(0, "address", "gateway", "host", List.of())).hex();
+                .text(Qemu.CPU).text(Qemu.append(0, "address", "gateway", "host", List.of())).hex();
         Path entry;
         try {
             entry = builds.ensure(key, target -> buildTemplateSnapshot(template, cpus, memoryMb, rootfs, target));
