@@ -24,8 +24,8 @@ import java.util.stream.Stream;
 
 /**
  * The microvm driver's lifecycle at the driver seam, next to the oci driver's: create (start() to envd's first
- * 204 on /health), pause with memory, resume (to envd answering again), the host memory of an idle and of a paused
- * sandbox, and what a paused sandbox and a template snapshot take on disk; for 256 and 512 MiB guests. Run by
+ * 204 on /health), pause with memory, resume (to envd answering again), the host CPU and memory of an idle and the
+ * memory of a paused sandbox, and what a paused sandbox and a template snapshot take on disk; for 256 and 512 MiB guests. Run by
  * bench/microvm/run.sh; prints a markdown table. Arguments: ROUNDS [SIZES...] (MiB, default 256 512).
  */
 public class MicroVmBench {
@@ -61,8 +61,10 @@ public class MicroVmBench {
         Path data = Files.createTempDirectory("cmvb");
         NetworkConfig network = NetworkConfig.defaults().withName("capsulebench", "cbm")
                 .withPool(Ipv4Cidr.parse("10.217.0.0/24"));
-        MicroVmRuntime runtime = new MicroVmRuntime(MicroVmConfig.defaults().withDirectories(data, cache)
-                .withNetwork(network));
+        MicroVmConfig config = MicroVmConfig.defaults().withDirectories(data, cache).withNetwork(network);
+        MicroVmRuntime runtime = new MicroVmRuntime(config);
+        Thread onInterrupt = new Thread(() -> cleanUp(runtime, config));
+        Runtime.getRuntime().addShutdownHook(onInterrupt);
         Resources resources = new Resources(2, memoryMb, Resources.DEFAULT.diskSizeMB());
         String vm = "microvm " + memoryMb + " MiB";
         try {
@@ -77,8 +79,11 @@ public class MicroVmBench {
                 record(vm + ": create from the template snapshot to envd's first answer (ms)", millis(begin));
                 Path dir = data.resolve("microvm/sandboxes").resolve(sandbox.sandboxId());
                 if (round < 3) {
-                    Thread.sleep(IDLE_SECONDS * 1000L);
                     long pid = Long.parseLong(Files.readString(dir.resolve("qemu.pid")).strip());
+                    long ticks = cpuTicks(pid);
+                    Thread.sleep(IDLE_SECONDS * 1000L);
+                    record(vm + ": host CPU of an idle sandbox (% of one core)",
+                            (cpuTicks(pid) - ticks) / (double) IDLE_SECONDS);
                     Map<String, Long> memory = smapsRollup(pid);
                     record(vm + ": host memory of an idle sandbox, QEMU RSS (MiB)", memory.get("Rss") / 1024.0);
                     record(vm + ": host memory of an idle sandbox, QEMU PSS (MiB)", memory.get("Pss") / 1024.0);
@@ -120,10 +125,24 @@ public class MicroVmBench {
                 runtime.destroy(clone.sandboxId());
             }
         } finally {
-            runtime.removeOrphans(Set.of());
-            runtime.close();
-            Mounts.deleteTree(data);
+            Runtime.getRuntime().removeShutdownHook(onInterrupt);
+            cleanUp(runtime, config);
         }
+    }
+
+    /**
+     * Leaves nothing of a run, also one interrupted while a template snapshot was being built: its QEMU processes
+     * (the ones whose command line names the run's data directory) are killed by pid, and a driver opened afresh
+     * on the run's network removes every namespace, veth and rule of it.
+     */
+    static void cleanUp(MicroVmRuntime runtime, MicroVmConfig config) {
+        ProcessHandle.allProcesses().filter(p -> p.info().commandLine().orElse("")
+                .contains(config.dataDir().toString())).forEach(ProcessHandle::destroyForcibly);
+        runtime.close();
+        MicroVmRuntime fresh = new MicroVmRuntime(config);
+        fresh.removeOrphans(Set.of());
+        fresh.close();
+        Mounts.deleteTree(config.dataDir());
     }
 
     static void oci(Path cache, int rounds) throws Exception {
@@ -133,6 +152,11 @@ public class MicroVmBench {
                 .withPool(Ipv4Cidr.parse("10.218.0.0/24"));
         OciRuntime runtime = new OciRuntime(OciRuntimeConfig.defaults().withDirectories(data, cache)
                 .withRunc(runc, "capsule-bench").withNetwork(network));
+        Thread onInterrupt = new Thread(() -> {
+            runtime.removeOrphans(Set.of());
+            runtime.close();
+        });
+        Runtime.getRuntime().addShutdownHook(onInterrupt);
         try {
             runtime.prepare();
             runtime.destroy(runtime.start(spec(Resources.DEFAULT)).sandboxId());
@@ -141,10 +165,16 @@ public class MicroVmBench {
                 SandboxInstance sandbox = runtime.start(spec(Resources.DEFAULT));
                 record("oci (peer): create to envd's first answer (ms)", millis(begin));
                 if (round < 3) {
+                    // the oci driver's usage samples (cgroup accounting), where this build's driver has them
+                    var before = runtime.usage(sandbox.sandboxId());
                     Thread.sleep(IDLE_SECONDS * 1000L);
-                    runtime.usage(sandbox.sandboxId()).ifPresent(usage -> record(
-                            "oci (peer): host memory of an idle sandbox, cgroup memory.current (MiB)",
-                            usage.memUsed() / 1048576.0));
+                    var after = runtime.usage(sandbox.sandboxId());
+                    if (before.isPresent() && after.isPresent()) {
+                        record("oci (peer): host CPU of an idle sandbox (% of one core)",
+                                (after.get().cpuUsageNanos() - before.get().cpuUsageNanos()) / 1e7 / IDLE_SECONDS);
+                        record("oci (peer): host memory of an idle sandbox, cgroup memory (MiB)",
+                                after.get().memUsed() / 1048576.0);
+                    }
                 }
                 begin = System.nanoTime();
                 runtime.pause(sandbox.sandboxId(), true);
@@ -155,6 +185,7 @@ public class MicroVmBench {
                 runtime.destroy(sandbox.sandboxId());
             }
         } finally {
+            Runtime.getRuntime().removeShutdownHook(onInterrupt);
             runtime.removeOrphans(Set.of());
             runtime.close();
             Mounts.deleteTree(data);
@@ -182,6 +213,13 @@ public class MicroVmBench {
 
     static String format(double value) {
         return String.format("%.0f", value);
+    }
+
+    /** CPU time of the process and all its threads, in clock ticks (1/100 s): utime + stime. */
+    static long cpuTicks(long pid) throws IOException {
+        String stat = Files.readString(Path.of("/proc", String.valueOf(pid), "stat"));
+        String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        return Long.parseLong(fields[11]) + Long.parseLong(fields[12]);
     }
 
     static Map<String, Long> smapsRollup(long pid) throws IOException {
