@@ -34,6 +34,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
@@ -48,6 +49,9 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+import java.util.concurrent.FutureTask;
 import java.util.regex.Pattern;
 
 /**
@@ -59,13 +63,13 @@ import java.util.regex.Pattern;
  *
  * <p>Memory snapshots make it fast. The first sandbox of a template (per vCPU count and memory size) boots a VM once,
  * waits for envd, and saves it as the template's snapshot in the cache: its RAM as a file, its device state, its
- * disk. Every sandbox is then a restore of that snapshot: QEMU maps the RAM file copy-on-write (no copy, pages
- * shared between sandboxes until written) and the guest agent gives the clone its clock, fresh entropy, address and
- * hostname ({@link GuestAgent}). Pausing with memory saves the VM (memory and devices, QEMU's migration stream) into the
- * sandbox's directory and ends QEMU, so a paused sandbox holds no memory and survives a server restart or a host
- * reboot; resuming restores it. Pausing without memory syncs the guest's disk and ends QEMU; resuming boots the VM
- * again from its disk. {@link #snapshot} saves once into the data directory; {@link #start} accepts the snapshot's
- * id as a template and restores it, as many times as asked.
+ * disk. Every sandbox is then a restore of that snapshot into a copy of its RAM file that QEMU maps shared (the
+ * file is the sandbox's memory), and the guest agent gives the clone its clock, fresh entropy, address and hostname
+ * ({@link GuestAgent}). Pausing with memory stops the VM, saves its device state next to the RAM file, ends QEMU and
+ * flushes the files, so a paused sandbox holds no memory and survives a server restart or a host reboot; resuming
+ * restores it from the same files. Pausing without memory syncs the guest's disk and ends QEMU; resuming boots the
+ * VM again from its disk. {@link #snapshot} saves once into the data directory; {@link #start} accepts the
+ * snapshot's id as a template and restores it, as many times as asked.
  *
  * <p>Everything it knows is on disk ({@link VmRecord}, {@link VmDirectory}) or on the host (QEMU's pid file and
  * command line, the network namespaces), so a new instance (a restarted server) finds the sandboxes of the previous
@@ -129,7 +133,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
             Set<String> frozen = new TreeSet<>();
             for (VmRecord record : records()) {
                 VmDirectory dir = directory(record.sandboxId());
-                if (record.status() == VmRecord.Status.FROZEN && Files.exists(dir.memory())) {
+                if (record.status() == VmRecord.Status.FROZEN && Files.exists(dir.state())) {
                     live.put(record.sandboxId(), record.network());
                     frozen.add(record.sandboxId());
                 } else if (record.status() == VmRecord.Status.RUNNING && Qemu.running(dir).isPresent()) {
@@ -223,57 +227,61 @@ public final class MicroVmRuntime implements SandboxRuntime {
      * the snapshot's apply, whatever the spec asks.
      */
     private record Source(String templateId, int cpus, int memoryMb, Path backingDisk, String append,
-                          Optional<Restore> memory, String snapshot, String ramBase) {}
+                          Optional<Saved> memory, String snapshot) {}
 
-    /** A memory image to restore: where QEMU maps RAM from and the migration stream it reads. */
-    private record Restore(Qemu.Memory ram, String incoming, boolean ignoreShared) {}
+    /** A saved VM: its RAM file (read-only; a sandbox gets a copy) and its device state. */
+    private record Saved(Path ram, Path state) {}
 
     private Source source(SandboxSpec spec) {
         Optional<Path> snapshot = findSnapshot(spec.templateId());
         if (snapshot.isPresent()) {
             JsonNode json = readJson(snapshot.get().resolve("snapshot.json"));
             Path dir = snapshot.get();
-            String ramBase = json.hasNonNull("ramBase") ? json.get("ramBase").asText() : null;
-            Optional<Restore> memory = json.path("memoryKept").asBoolean()
-                    ? Optional.of(new Restore(streamRam(ramBase), readFrom(dir.resolve("memory.snap")), false))
-                    : Optional.empty();
+            Optional<Saved> memory = json.path("memoryKept").asBoolean()
+                    ? Optional.of(new Saved(dir.resolve("memory.ram"), dir.resolve("state"))) : Optional.empty();
             return new Source(spec.templateId(), json.path("cpus").asInt(), json.path("memoryMb").asInt(),
-                    dir.resolve("disk.qcow2"), json.path("append").asText(), memory, dir.getFileName().toString(),
-                    ramBase);
+                    dir.resolve("disk.qcow2"), json.path("append").asText(), memory, dir.getFileName().toString());
         }
         Template template = template(spec.templateId());
         Resources resources = spec.resources() == null ? template.resources() : spec.resources();
         TemplateSnapshot golden = templateSnapshot(template, resources.cpuCount(), resources.memoryMB());
         return new Source(template.name(), resources.cpuCount(), resources.memoryMB(), golden.disk(), golden.append(),
-                Optional.of(new Restore(new Qemu.Memory.File(golden.memory(), false), readFrom(golden.state()),
-                        true)), null, golden.memory().toString());
+                Optional.of(new Saved(golden.memory(), golden.state())), null);
     }
 
     private SandboxInstance startTaken(String id, SandboxSpec spec, Source source) {
         NetworkPolicy policy = spec.network() == null ? NetworkPolicy.OPEN : spec.network();
         VmDirectory dir = directory(id);
         SandboxNetwork network = null;
+        Optional<Future<?>> ram = Optional.empty();
         boolean interrupted = false;
         try {
+            Files.createDirectories(dir.dir());
+            // the sandbox's own RAM file (~0.1 s for a 512 MiB guest's ~190 MiB) is copied while its network and
+            // disk are made
+            ram = source.memory().map(saved -> background(() -> copySparse(saved.ram(), dir.ram())));
             network = networks.allocate(id, policy);
             VmNetwork.attach(network);
-            Files.createDirectories(dir.dir());
             Command.run(List.of(Tools.path("qemu-img"), "create", "-q", "-f", "qcow2", "-b",
                     source.backingDisk().toString(), "-F", "qcow2", dir.disk().toString()), 60).orThrow();
             Instant startedAt = Instant.now();
             String append = source.memory().isPresent() ? source.append() : appendFor(id, network);
             VmRecord record = new VmRecord(id, source.templateId(), startedAt, policy, VmRecord.Status.RUNNING,
-                    source.cpus(), source.memoryMb(), append, source.snapshot(), source.ramBase());
+                    source.cpus(), source.memoryMb(), append, source.snapshot());
             record.write(dir);
             Qemu.Machine machine = machine(record);
-            if (source.memory().isPresent()) {
-                restore(dir, network, machine, source.memory().get());
+            if (ram.isPresent()) {
+                await(ram.get());
+                welcome(dir, network, load(dir, network, machine, source.memory().get().state()));
             } else {
                 boot(dir, network, machine);
             }
+            flushInBackground(dir);
             return new SandboxInstance(id, source.templateId(), network.address(), startedAt);
         } catch (IOException | RuntimeException e) {
             interrupted = Thread.interrupted();
+            ram.ifPresent(copy -> copy.cancel(true));
+            ram.ifPresent(MicroVmRuntime::awaitQuietly);
             RuntimeFailure failure = e instanceof RuntimeFailure f ? f
                     : new RuntimeFailure("cannot start sandbox " + id + ": " + e.getMessage(), e);
             removeQuietly(id, network != null, failure);
@@ -285,24 +293,25 @@ public final class MicroVmRuntime implements SandboxRuntime {
         }
     }
 
-    /** Boots the VM from its disk and waits for envd. */
-    private void boot(VmDirectory dir, SandboxNetwork network, Qemu.Machine machine) {
-        long pid = Qemu.launch(Qemu.command(machine, dir, new Qemu.Memory.Anonymous(), false),
-                network.namespacePath(), dir, QMP_TIMEOUT);
+    /** Boots the VM from its disk, with a new RAM file, and waits for envd. */
+    private void boot(VmDirectory dir, SandboxNetwork network, Qemu.Machine machine) throws IOException {
+        Files.deleteIfExists(dir.ram());
+        long pid = Qemu.launch(Qemu.command(machine, dir, dir.ram(), false), network.namespacePath(), dir,
+                QMP_TIMEOUT);
         awaitEnvd(network, dir, pid, config.bootTimeout());
     }
 
     /**
-     * Restores a saved VM into a new QEMU, lets it run, and gives the guest the sandbox's clock, entropy and
-     * identity; returns once envd answers at the sandbox's address.
+     * Restores a saved VM into a new QEMU over the sandbox's RAM file (which holds the saved memory) and the device
+     * {@code state}, and lets it run; returns QEMU's pid. Until it returns the guest has not run, so a failure
+     * leaves the RAM file as it was.
      */
-    private void restore(VmDirectory dir, SandboxNetwork network, Qemu.Machine machine, Restore image)
-            throws IOException {
-        long pid = Qemu.launch(Qemu.command(machine, dir, image.ram(), true), network.namespacePath(), dir,
+    private long load(VmDirectory dir, SandboxNetwork network, Qemu.Machine machine, Path state) {
+        long pid = Qemu.launch(Qemu.command(machine, dir, dir.ram(), true), network.namespacePath(), dir,
                 QMP_TIMEOUT);
         try (Qmp qmp = Qmp.connect(dir.qmp(), QMP_TIMEOUT)) {
-            ignoreShared(qmp, image.ignoreShared());
-            qmp.execute("migrate-incoming", Qmp.arguments().put("uri", image.incoming()), QMP_TIMEOUT);
+            ignoreShared(qmp);
+            qmp.execute("migrate-incoming", Qmp.arguments().put("uri", readFrom(state)), QMP_TIMEOUT);
             long deadline = System.nanoTime() + config.startTimeout().toNanos();
             String status;
             while ((status = qmp.execute("query-status", QMP_TIMEOUT).path("status").asText()).equals("inmigrate")) {
@@ -319,13 +328,26 @@ public final class MicroVmRuntime implements SandboxRuntime {
             if (status.equals("paused")) {
                 qmp.execute("cont", QMP_TIMEOUT);
             }
+            return pid;
         } catch (IOException e) {
             throw new RuntimeFailure("restoring the VM of sandbox " + network.sandboxId() + " failed: " + e.getMessage()
                     + "; QEMU: " + Qemu.tail(dir.qemuLog()), e);
         }
-        GuestAgent.restore(dir.console(), network.addressText() + "/" + network.prefixLength(),
-                network.gateway().getHostAddress(), network.sandboxId(), config.network().nameservers(),
-                AGENT_TIMEOUT);
+    }
+
+    /**
+     * Gives a restored guest the sandbox's clock, entropy and identity; returns once envd answers at the sandbox's
+     * address.
+     */
+    private void welcome(VmDirectory dir, SandboxNetwork network, long pid) {
+        try {
+            GuestAgent.restore(dir.console(), network.addressText() + "/" + network.prefixLength(),
+                    network.gateway().getHostAddress(), network.sandboxId(), config.network().nameservers(),
+                    AGENT_TIMEOUT);
+        } catch (IOException e) {
+            throw new RuntimeFailure("the guest agent of sandbox " + network.sandboxId() + " did not answer: "
+                    + e.getMessage() + "; console: " + Qemu.tail(dir.consoleLog()), e);
+        }
         awaitEnvd(network, dir, pid, config.startTimeout());
     }
 
@@ -336,24 +358,24 @@ public final class MicroVmRuntime implements SandboxRuntime {
     }
 
     /**
-     * Whether a migration leaves out RAM that is a shared file (a template snapshot's: the file is the memory). Set
-     * on both ends, every time: a VM restored from a template snapshot keeps the capability, and its own saves
-     * must not carry it.
+     * Leaves RAM that is a shared file out of migrations (every VM's is: the file is the memory), on both ends: a
+     * save writes only the device state, a restore reads only that. QEMU 7.2 has no command-line switch for it.
      */
-    private static void ignoreShared(Qmp qmp, boolean on) throws IOException {
+    private static void ignoreShared(Qmp qmp) throws IOException {
         ObjectNode arguments = Qmp.arguments();
-        arguments.putArray("capabilities").addObject().put("capability", "x-ignore-shared").put("state", on);
+        arguments.putArray("capabilities").addObject().put("capability", "x-ignore-shared").put("state", true);
         qmp.execute("migrate-set-capabilities", arguments, QMP_TIMEOUT);
     }
 
     /**
-     * Saves the running VM: stops it (its disk is flushed then, so disk and memory match) and streams its state to
+     * Saves the running VM: stops it (its disk is flushed then, so disk and memory match) and streams its device
+     * state (its RAM is its file) to
      * {@code uri}. The VM is left stopped, for the caller to end it ({@link #quit}) or let it run on ({@link #cont});
      * a failed save lets it run on.
      */
-    private void save(VmDirectory dir, String uri, boolean ignoreShared) {
+    private void save(VmDirectory dir, String uri) {
         try (Qmp qmp = Qmp.connect(dir.qmp(), QMP_TIMEOUT)) {
-            ignoreShared(qmp, ignoreShared);
+            ignoreShared(qmp);
             // QEMU throttles migrations to 128 MiB/s by default, for live ones; this one stops the VM first
             qmp.execute("migrate-set-parameters", Qmp.arguments().put("max-bandwidth", Long.MAX_VALUE / 2),
                     QMP_TIMEOUT);
@@ -444,15 +466,15 @@ public final class MicroVmRuntime implements SandboxRuntime {
             String append = appendFor(id, network);
             Qemu.Machine machine = machine(cpus, memoryMb, append);
             Instant begin = Instant.now();
-            pid = Qemu.launch(Qemu.command(machine, work, new Qemu.Memory.File(target.resolve("memory.ram"), true),
-                    false), network.namespacePath(), work, QMP_TIMEOUT);
+            pid = Qemu.launch(Qemu.command(machine, work, target.resolve("memory.ram"), false),
+                    network.namespacePath(), work, QMP_TIMEOUT);
             awaitEnvd(network, work, pid, config.bootTimeout());
             Duration boot = Duration.between(begin, Instant.now());
             Instant warm = Instant.now();
             GuestWarmup.run(network.address(), config.bootTimeout());
             Duration warmup = Duration.between(warm, Instant.now());
             Qemu.sleep(200); // lets the guest close the warm-up's connections before it is saved
-            save(work, writeTo(target.resolve("state")), true);
+            save(work, writeTo(target.resolve("state")));
             quit(work, pid);
             pid = null;
             Files.move(work.disk(), target.resolve("disk.qcow2"));
@@ -531,17 +553,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
                 throw new RuntimeFailure("cannot pause sandbox " + sandboxId + " with its memory: it is stopped"
                         + " (its memory was not kept)");
             }
-            Path temp = dir.dir().resolve("memory.snap.tmp");
-            save(dir, writeTo(temp), false);
-            quit(dir, pid.orElseThrow());
-            try {
-                force(temp);
-                force(dir.disk());
-                Files.move(temp, dir.memory(), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-            } catch (IOException e) {
-                throw new RuntimeFailure("cannot keep the saved memory of sandbox " + sandboxId + ": "
-                        + e.getMessage(), e);
-            }
+            keep(dir, pid.orElseThrow());
             record.with(VmRecord.Status.FROZEN).write(dir);
             return;
         }
@@ -556,7 +568,8 @@ public final class MicroVmRuntime implements SandboxRuntime {
             force(dir.disk());
         }
         try {
-            Files.deleteIfExists(dir.memory());
+            Files.deleteIfExists(dir.state());
+            Files.deleteIfExists(dir.ram());
         } catch (IOException e) {
             throw new RuntimeFailure("cannot delete the saved memory of sandbox " + sandboxId + ": " + e.getMessage(), e);
         }
@@ -585,10 +598,17 @@ public final class MicroVmRuntime implements SandboxRuntime {
             VmNetwork.attach(network);
             try {
                 if (status == VmRecord.Status.FROZEN) {
-                    restore(dir, network, machine(record), new Restore(streamRam(record.ramBase()),
-                            readFrom(dir.memory()), false));
+                    long pid = load(dir, network, machine(record), dir.state());
+                    try {
+                        welcome(dir, network, pid);
+                    } catch (RuntimeException e) {
+                        // the guest has run, so its RAM file has moved on from the saved state: save that again
+                        keepOrForget(dir, pid, e);
+                        throw e;
+                    }
                     record.with(VmRecord.Status.RUNNING).write(dir);
-                    Files.deleteIfExists(dir.memory());
+                    Files.deleteIfExists(dir.state());
+                    flushInBackground(dir);
                     return new Resumed(instance(record, SandboxInstance.State.RUNNING), true);
                 }
                 VmRecord booting = record.withAppend(appendFor(sandboxId, network)).with(VmRecord.Status.RUNNING);
@@ -628,15 +648,17 @@ public final class MicroVmRuntime implements SandboxRuntime {
             boolean memoryKept = status != VmRecord.Status.STOPPED;
             if (status == VmRecord.Status.RUNNING) {
                 // the disk is copied while the VM stands still after the save, so disk and memory match
-                save(dir, writeTo(target.resolve("memory.snap")), false);
+                save(dir, writeTo(target.resolve("state")));
                 try {
+                    copySparse(dir.ram(), target.resolve("memory.ram"));
                     copySparse(dir.disk(), target.resolve("disk.qcow2"));
                 } finally {
                     cont(dir);
                 }
             } else {
                 if (memoryKept) {
-                    Files.createLink(target.resolve("memory.snap"), dir.memory());
+                    copySparse(dir.ram(), target.resolve("memory.ram"));
+                    Files.copy(dir.state(), target.resolve("state"));
                 }
                 copySparse(dir.disk(), target.resolve("disk.qcow2"));
             }
@@ -650,12 +672,10 @@ public final class MicroVmRuntime implements SandboxRuntime {
             if (record.snapshot() != null) {
                 json.put("parent", record.snapshot());
             }
-            if (record.ramBase() != null) {
-                json.put("ramBase", record.ramBase());
-            }
             json.put("createdAt", Instant.now().toString());
             JSON.writerWithDefaultPrettyPrinter().writeValue(target.resolve("snapshot.json").toFile(), json);
-            for (Path file : List.of(target.resolve("disk.qcow2"), target.resolve("memory.snap"))) {
+            for (Path file : List.of(target.resolve("disk.qcow2"), target.resolve("memory.ram"),
+                    target.resolve("state"))) {
                 if (Files.exists(file)) {
                     force(file);
                 }
@@ -853,7 +873,9 @@ public final class MicroVmRuntime implements SandboxRuntime {
     private static VmRecord.Status effectiveStatus(VmRecord record, VmDirectory dir) {
         return switch (record.status()) {
             case RUNNING -> Qemu.running(dir).isPresent() ? VmRecord.Status.RUNNING : VmRecord.Status.STOPPED;
-            case FROZEN -> Files.exists(dir.memory()) ? VmRecord.Status.FROZEN : VmRecord.Status.STOPPED;
+            // running: a resume a crash interrupted had let the guest run, so its RAM file is live
+            case FROZEN -> Qemu.running(dir).isPresent() ? VmRecord.Status.RUNNING
+                    : Files.exists(dir.state()) ? VmRecord.Status.FROZEN : VmRecord.Status.STOPPED;
             case STOPPED -> VmRecord.Status.STOPPED;
         };
     }
@@ -863,6 +885,85 @@ public final class MicroVmRuntime implements SandboxRuntime {
                 + record.sandboxId() + " has no network on this host"));
         return new SandboxInstance(record.sandboxId(), record.templateId(), network.address(), record.startedAt(),
                 state);
+    }
+
+    /**
+     * Pauses the running VM with its memory: stops it, saves its device state, ends QEMU and flushes RAM file, state
+     * and disk to disk (what the kernel has not written back yet: {@link #flushInBackground} wrote the bulk).
+     */
+    private void keep(VmDirectory dir, long pid) {
+        Path temp = dir.dir().resolve("state.tmp");
+        save(dir, writeTo(temp));
+        quit(dir, pid);
+        try {
+            force(dir.ram());
+            force(temp);
+            force(dir.disk());
+            Files.move(temp, dir.state(), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException | UncheckedIOException e) {
+            throw new RuntimeFailure("cannot keep the saved memory of sandbox " + dir.dir().getFileName() + ": "
+                    + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * After a resume failed once the guest ran: saves the VM again so it stays paused with its memory, or, if that
+     * fails too, ends it and drops the saved state (its disk stays; a resume boots it).
+     */
+    private void keepOrForget(VmDirectory dir, long pid, RuntimeException failure) {
+        try {
+            keep(dir, pid);
+        } catch (RuntimeException again) {
+            failure.addSuppressed(again);
+            try {
+                Qemu.running(dir).ifPresent(running -> Qemu.kill(running, dir));
+                Files.deleteIfExists(dir.state());
+            } catch (IOException | RuntimeException e) {
+                failure.addSuppressed(e);
+            }
+        }
+    }
+
+    /**
+     * Starts writing a VM's RAM file back to disk now rather than in the kernel's own time, so the next pause
+     * only flushes what the guest wrote since. A failure only means that pause flushes more.
+     */
+    private static void flushInBackground(VmDirectory dir) {
+        Thread.ofVirtual().name("flush-" + dir.dir().getFileName()).start(() -> {
+            try {
+                if (Files.exists(dir.ram())) {
+                    force(dir.ram());
+                }
+            } catch (RuntimeException e) {
+                // gone (destroyed meanwhile) or unflushable: the pause's own flush reports what matters
+            }
+        });
+    }
+
+    private static Future<?> background(Runnable task) {
+        FutureTask<Void> future = new FutureTask<>(task, null);
+        Thread.ofVirtual().start(future);
+        return future;
+    }
+
+    private static void await(Future<?> future) {
+        try {
+            future.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new RuntimeFailure("interrupted while copying a RAM file", e);
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException cause ? cause
+                    : new RuntimeFailure(e.getCause().getMessage(), e.getCause());
+        }
+    }
+
+    private static void awaitQuietly(Future<?> future) {
+        try {
+            future.get();
+        } catch (InterruptedException | ExecutionException | java.util.concurrent.CancellationException e) {
+            // the start failed anyway; this only waits for the copy to stop writing
+        }
     }
 
     /** Ends QEMU cleanly (its disk cache is flushed on the way out), killing it if it does not go. */
@@ -890,22 +991,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
                 parts.bundleImage(), append);
     }
 
-    /**
-     * Where a VM restored from a saved stream keeps its RAM: a private (copy-on-write) mapping of the template
-     * snapshot's RAM file its memory started from, where there is one, else anonymous memory. The stream sets every
-     * page either way; but QEMU checks each page the stream says is zero before clearing it, and reading untouched
-     * anonymous memory allocates it on hosts without a shared zero page (this one: MICROVM-NOTES.md §4), which made
-     * a resumed 512 MiB VM hold all 512 MiB. Over the file, unchanged pages stay the page cache's, shared.
-     */
-    private static Qemu.Memory streamRam(String ramBase) {
-        return ramBase != null && Files.isRegularFile(Path.of(ramBase))
-                ? new Qemu.Memory.File(Path.of(ramBase), false) : new Qemu.Memory.Anonymous();
-    }
-
-    /**
-     * Where QEMU streams a saved VM: a plain file. Compressing costs more than it saves here: zstd -1 made a 512 MiB
-     * VM's pause take 1.2 s instead of 0.3 s (for a 4x smaller file), lz4 0.7 s (2x smaller).
-     */
+    /** Where QEMU writes a saved VM's device state: a plain file. */
     private static String writeTo(Path file) {
         return "exec:cat > " + quote(file);
     }

@@ -43,18 +43,6 @@ final class Qemu {
     record Machine(String qemu, String accelerator, int cpus, int memoryMb, GuestKernel kernel, Path bundleImage,
                    String append) {}
 
-    /** Where the guest's RAM lives. */
-    sealed interface Memory {
-        /** Anonymous memory of the QEMU process. */
-        record Anonymous() implements Memory {}
-
-        /**
-         * A file mapped as the guest's RAM: {@code shared} while a template snapshot's VM boots (its RAM then is the
-         * file, and saving it needs only the device state), private (copy-on-write) for VMs restored from it.
-         */
-        record File(Path path, boolean shared) implements Memory {}
-    }
-
     private Qemu() {
     }
 
@@ -91,8 +79,12 @@ final class Qemu {
         throw new IllegalStateException("/proc/cpuinfo names no 'cpu MHz'; the microvm driver needs the TSC rate");
     }
 
-    /** QEMU's command line for the VM in {@code dir}; {@code incoming}: wait for a migration stream (a restore). */
-    static List<String> command(Machine machine, VmDirectory dir, Memory memory, boolean incoming) {
+    /**
+     * QEMU's command line for the VM in {@code dir} with its RAM in the file {@code ram}, mapped shared: the file is
+     * the guest's memory, so saving the VM needs only its device state (MICROVM-NOTES.md §4), and what the guest
+     * wrote is in the file when QEMU stops. {@code incoming}: wait for a migration stream (a restore).
+     */
+    static List<String> command(Machine machine, VmDirectory dir, Path ram, boolean incoming) {
         String accel = machine.accelerator().equals("tcg") ? "tcg,tb-size=" + TCG_CACHE_MB : machine.accelerator();
         List<String> command = new ArrayList<>(List.of(machine.qemu(),
                 "-name", "capsule-" + dir.dir().getFileName(),
@@ -107,11 +99,8 @@ final class Qemu {
                 "-append", machine.append()));
         String size = "size=" + machine.memoryMb() + "M";
         command.add("-object");
-        command.add(switch (memory) {
-            case Memory.Anonymous ignored -> "memory-backend-ram,id=" + RAM_ID + "," + size;
-            case Memory.File file -> "memory-backend-file,id=" + RAM_ID + "," + size + ",mem-path="
-                    + option(file.path().toString()) + ",share=" + (file.shared() ? "on" : "off");
-        });
+        command.add("memory-backend-file,id=" + RAM_ID + "," + size + ",mem-path=" + option(ram.toString())
+                + ",share=on");
         command.addAll(List.of("-machine", "memory-backend=" + RAM_ID,
                 "-drive", "id=root,file=" + option(dir.disk().toString())
                         + ",format=qcow2,if=none,cache=writeback,discard=unmap",

@@ -4,7 +4,8 @@ import java.nio.file.Path;
 
 /**
  * One sandbox's files on the host, under {@code <data dir>/microvm/sandboxes/<id>/}. Everything a restarted server
- * (or a rebooted host) needs is here: the record, the disk, and while paused with memory the saved VM.
+ * (or a rebooted host) needs is here: the record, the disk, the RAM file, and
+ * while paused with memory the device state.
  */
 record VmDirectory(Path dir) {
 
@@ -21,9 +22,17 @@ record VmDirectory(Path dir) {
         return dir.resolve("disk.qcow2");
     }
 
-    /** The VM's memory and device state while it is paused with memory: QEMU's migration stream. */
-    Path memory() {
-        return dir.resolve("memory.snap");
+    /**
+     * The guest's RAM: a file QEMU maps shared, so the file is the memory (a copy of the snapshot it was created
+     * from, or empty for a VM that booted). Pausing saves only the device state next to it.
+     */
+    Path ram() {
+        return dir.resolve("memory.ram");
+    }
+
+    /** The VM's device state while it is paused with memory (QEMU's migration stream without the RAM). */
+    Path state() {
+        return dir.resolve("state");
     }
 
     Path pidFile() {

@@ -19,18 +19,16 @@ import java.util.Optional;
  * What the driver records about a sandbox in its {@code vm.json}, for itself after a restart and for a resume after
  * a reboot: its template, start time and network policy (as the oci driver records them), how it was paused, its
  * machine size, the kernel command line its memory was booted with (a restore must repeat it), the snapshot
- * whose disk its own disk is stacked on, if any (so a deleted snapshot's files stay while sandboxes use them), and
- * the template snapshot's RAM file its memory started from, if any: a saved VM is restored on top of it (see
- * {@link MicroVmRuntime#resume}).
+ * whose disk its own disk is stacked on, if any (so a deleted snapshot's files stay while sandboxes use them).
  */
 record VmRecord(String sandboxId, String templateId, Instant startedAt, NetworkPolicy network, Status status,
-                int cpus, int memoryMb, String append, String snapshot, String ramBase) {
+                int cpus, int memoryMb, String append, String snapshot) {
 
     /** How the sandbox is, as far as the driver put it there (a VM recorded running may have died since). */
     enum Status {
         /** QEMU runs (or should: if it is gone, the sandbox only has its disk). */
         RUNNING,
-        /** Saved with its memory in {@link VmDirectory#memory()}; no process. */
+        /** Saved with its memory ({@link VmDirectory#ram()} and {@link VmDirectory#state()}); no process. */
         FROZEN,
         /** Only its disk is kept. */
         STOPPED
@@ -39,18 +37,15 @@ record VmRecord(String sandboxId, String templateId, Instant startedAt, NetworkP
     private static final ObjectMapper JSON = new ObjectMapper();
 
     VmRecord with(Status newStatus) {
-        return new VmRecord(sandboxId, templateId, startedAt, network, newStatus, cpus, memoryMb, append, snapshot,
-                ramBase);
+        return new VmRecord(sandboxId, templateId, startedAt, network, newStatus, cpus, memoryMb, append, snapshot);
     }
 
     VmRecord with(NetworkPolicy newPolicy) {
-        return new VmRecord(sandboxId, templateId, startedAt, newPolicy, status, cpus, memoryMb, append, snapshot,
-                ramBase);
+        return new VmRecord(sandboxId, templateId, startedAt, newPolicy, status, cpus, memoryMb, append, snapshot);
     }
 
     VmRecord withAppend(String newAppend) {
-        return new VmRecord(sandboxId, templateId, startedAt, network, status, cpus, memoryMb, newAppend, snapshot,
-                ramBase);
+        return new VmRecord(sandboxId, templateId, startedAt, network, status, cpus, memoryMb, newAppend, snapshot);
     }
 
     void write(VmDirectory dir) {
@@ -68,9 +63,6 @@ record VmRecord(String sandboxId, String templateId, Instant startedAt, NetworkP
         json.put("append", append);
         if (snapshot != null) {
             json.put("snapshot", snapshot);
-        }
-        if (ramBase != null) {
-            json.put("ramBase", ramBase);
         }
         Path temp = dir.dir().resolve(".vm.json.tmp");
         try {
@@ -92,13 +84,12 @@ record VmRecord(String sandboxId, String templateId, Instant startedAt, NetworkP
             List<String> deny = new ArrayList<>();
             policy.path("denyOut").forEach(node -> deny.add(node.asText()));
             JsonNode snapshot = json.get("snapshot");
-            JsonNode ramBase = json.get("ramBase");
             return Optional.of(new VmRecord(json.path("sandboxId").asText(), json.path("templateId").asText(),
                     Instant.parse(json.path("startedAt").asText()),
                     new NetworkPolicy(policy.path("internetAccess").asBoolean(true), allow, deny),
                     Status.valueOf(json.path("status").asText().toUpperCase(java.util.Locale.ROOT)),
                     json.path("cpus").asInt(), json.path("memoryMb").asInt(), json.path("append").asText(),
-                    snapshot == null ? null : snapshot.asText(), ramBase == null ? null : ramBase.asText()));
+                    snapshot == null ? null : snapshot.asText()));
         } catch (IOException | RuntimeException e) {
             return Optional.empty();
         }

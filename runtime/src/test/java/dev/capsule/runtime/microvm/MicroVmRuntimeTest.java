@@ -203,7 +203,9 @@ class MicroVmRuntimeTest {
         long begin = System.nanoTime();
         runtime.pause(sandbox.sandboxId(), true);
         System.out.printf("pause(keepMemory) of a microVM: %d ms%n", (System.nanoTime() - begin) / 1_000_000);
-        assertThat(Files.exists(dataDir.resolve("microvm/sandboxes/" + sandbox.sandboxId() + "/memory.snap"))).isTrue();
+        Path saved = dataDir.resolve("microvm/sandboxes/" + sandbox.sandboxId());
+        assertThat(saved.resolve("memory.ram")).as("the RAM file is the memory").isRegularFile();
+        assertThat(saved.resolve("state")).as("the device state is saved next to it").isRegularFile();
         assertThat(runtime.usage(sandbox.sandboxId())).as("no process while paused").isEmpty();
         runtime.pause(sandbox.sandboxId(), true); // pausing a frozen sandbox does nothing
 
