@@ -7,6 +7,12 @@
 #   scripts/server-for-tests.sh start [--port P]                start a server in the background, print its env
 #   scripts/server-for-tests.sh restart --port P                stop the server by pid WITHOUT killing its sandboxes
 #                                                               and start it again on the same data dir and port
+#   scripts/server-for-tests.sh crash --port P                  as restart, but kill the server with SIGKILL (no
+#                                                               shutdown at all), as a crash would
+#   scripts/server-for-tests.sh reboot --port P                 simulate a host reboot: stop the server, remove every
+#                                                               runc container, mount and network namespace of its
+#                                                               sandboxes (their processes die, their files stay in
+#                                                               the data dir), and start it again on the same data dir
 #   scripts/server-for-tests.sh stop --port P                   kill its sandboxes through the API, stop it by pid,
 #                                                               check nothing is left, remove its data directory
 #
@@ -68,10 +74,12 @@ launch() {
   local code; code="$(health_code)"
   [ "$code" = "000" ] || die "port $PORT already answers HTTP ($code on /health); stop whatever listens there"
   say "starting bin/capsule server --port $PORT --data-dir $state/data (cache $CAPSULE_CACHE_DIR, log $log)"
+  # --metrics-interval 1s: the observability suite watches metrics change; CAPSULE_SERVER_ARGS may override it
   # shellcheck disable=SC2086
   setsid "$REPO/bin/capsule" server --port "$PORT" --data-dir "$state/data" --cache-dir "$CAPSULE_CACHE_DIR" \
-    ${CAPSULE_SERVER_ARGS:-} </dev/null >>"$log" 2>&1 &
+    --metrics-interval 1s ${CAPSULE_SERVER_ARGS:-} </dev/null >>"$log" 2>&1 &
   local pid=$!
+  disown "$pid" # a crash test's SIGKILL is not this shell's news
   echo "$pid" >"$state/pid"
   start_time "$pid" >"$state/start" || true
   local deadline=$((SECONDS + HEALTH_WAIT))
@@ -91,16 +99,17 @@ launch() {
   say "server is up: pid $pid, http://localhost:$PORT"
 }
 
-# Stops the server recorded in $1 by pid (SIGTERM, then SIGKILL after 60 s). Sandboxes keep running.
+# Stops the server recorded in $1 by pid (SIGTERM, then SIGKILL after 60 s; $2 = KILL sends SIGKILL at once, as a
+# crash). Sandboxes keep running.
 stop_server() {
-  local state="$1" pid
+  local state="$1" signal="${2:-TERM}" pid
   pid="$(cat "$state/pid" 2>/dev/null || true)"
   [ -n "$pid" ] || return 0
   if ! kill -0 "$pid" 2>/dev/null; then rm -f "$state/pid"; return 0; fi
   if [ "$(start_time "$pid")" != "$(cat "$state/start" 2>/dev/null)" ]; then
     say "pid $pid is no longer the server this script started; not signalling it"; rm -f "$state/pid"; return 0
   fi
-  kill -TERM "$pid" 2>/dev/null || true
+  kill "-$signal" "$pid" 2>/dev/null || true
   for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then
     say "server (pid $pid) ignored SIGTERM for 60s; sending SIGKILL"
@@ -108,6 +117,21 @@ stop_server() {
   fi
   wait "$pid" 2>/dev/null || true
   rm -f "$state/pid"
+}
+
+# What a host reboot does to the sandboxes of the (stopped) server in $1: their processes, runc containers, mounts
+# and network namespaces go; their directories under <data>/sandboxes stay. Touches only this server's sandboxes.
+simulate_reboot() {
+  local data="$1/data" dir id
+  for dir in "$data"/sandboxes/*/; do
+    [ -d "$dir" ] || continue
+    id="$(basename "$dir")"
+    runc --root "$RUNC_ROOT" delete -f "$id" >/dev/null 2>&1 || true
+    ip netns delete "capsule-$id" 2>/dev/null || true
+  done
+  findmnt -rn -o TARGET | grep -F "$data/" | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" || say "could not unmount $m"
+  done
 }
 
 # Kills every sandbox the server knows, through its API (pages of 100, all states).
@@ -188,6 +212,18 @@ case "$MODE" in
     [ -n "$PORT" ] || die "restart needs --port"
     STATE="$(state_dir)"; [ -d "$STATE" ] || die "no server started by this script on port $PORT"
     stop_server "$STATE"
+    launch "$STATE"
+    cat "$STATE/pid"
+    ;;
+  crash|reboot)
+    [ -n "$PORT" ] || die "$MODE needs --port"
+    STATE="$(state_dir)"; [ -d "$STATE" ] || die "no server started by this script on port $PORT"
+    if [ "$MODE" = crash ]; then
+      stop_server "$STATE" KILL
+    else
+      stop_server "$STATE"
+      simulate_reboot "$STATE"
+    fi
     launch "$STATE"
     cat "$STATE/pid"
     ;;

@@ -35,7 +35,8 @@ apt_install() {
 #   iproute2: ss/ip.  curl: health checks.  attr: setfattr/getfattr (file metadata tests).  procps: ps, pgrep.
 #   ca-certificates: HTTPS to Maven Central and npm.  bash-completion is not needed; xz/gzip come with Debian.
 #   runc: the oci driver's container runtime.  mmdebstrap: builds the base template from Debian.  tini: its static
-#   build is PID 1 in every sandbox.  nftables: per-sandbox NAT and egress rules.
+#   build is PID 1 in every sandbox.  nftables: per-sandbox NAT and egress rules.  e2fsprogs (mkfs.ext4), mount
+#   (losetup): each sandbox's disk is an ext4 image on a loop device.
 #   xz-utils, python3: used by tests (embedded PostgreSQL archive; small HTTP servers in network tests).
 #   qemu-system-x86, qemu-utils: the microvm driver's VMs and their qcow2 disks.  busybox-static: the guest's
 #   init (static, so it runs on any template).  lz4: unpacks the guest kernel's vmlinux from its bzImage.
@@ -58,6 +59,8 @@ need runc runc
 need mmdebstrap mmdebstrap
 [ -x /usr/bin/tini-static ] || missing+=(tini)
 need nft nftables
+need mkfs.ext4 e2fsprogs
+need losetup mount
 need xz xz-utils          # unpacks the embedded PostgreSQL the store tests run
 need python3 python3      # small test servers in the network and runtime tests
 need setpriv util-linux   # the PostgreSQL fixture runs initdb as nobody

@@ -28,9 +28,15 @@ export const RUN = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`
 
 const created = new Set()
 
-/** Sandbox.create of the base template, remembered so that {@link killCreated} can end it. */
-export async function create(opts = {}) {
-  const sandbox = await Sandbox.create('base', { timeoutMs: 120_000, ...opts })
+/** Sandbox.create of the base template (or another, e.g. a snapshot), remembered so that {@link killCreated} can end it. */
+export async function create(opts = {}, template = 'base') {
+  const sandbox = await Sandbox.create(template, { timeoutMs: 120_000, ...opts })
+  created.add(sandbox.sandboxId)
+  return sandbox
+}
+
+/** Remembers a sandbox made some other way (e.g. a fork) so that {@link killCreated} ends it too. */
+export function track(sandbox) {
   created.add(sandbox.sandboxId)
   return sandbox
 }
@@ -99,9 +105,26 @@ export async function hostTraces(id) {
 
 /** Restarts the server (stop by pid, sandboxes keep running, start on the same data dir and port). */
 export async function restartServer() {
+  await serverScript('restart')
+}
+
+/** Kills the server with SIGKILL (a crash: no shutdown at all) and starts it again on the same data dir and port. */
+export async function crashServer() {
+  await serverScript('crash')
+}
+
+/**
+ * Simulates a host reboot: stops the server, removes every runc container, mount and network namespace of its
+ * sandboxes (their processes die, their files stay), and starts it again on the same data dir and port.
+ */
+export async function rebootHost() {
+  await serverScript('reboot')
+}
+
+async function serverScript(mode) {
   const script = process.env.CAPSULE_SERVER_SCRIPT
   if (!script) throw new Error('CAPSULE_SERVER_SCRIPT is not set: run through scripts/server-for-tests.sh run')
-  await run(script, ['restart', '--port', String(PORT)], { timeout: 300_000 })
+  await run(script, [mode, '--port', String(PORT)], { timeout: 300_000 })
 }
 
 export { Sandbox, sleep }

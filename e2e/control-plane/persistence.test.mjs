@@ -1,7 +1,8 @@
 // Pause and resume with the official SDK against a real server (oci driver: the cgroup is frozen, memory kept):
 // files, env vars and running processes survive; connect resumes; auto-pause at the timeout; auto-resume through
 // the gateway; the gateway answers 502 (isRunning() false) for a paused sandbox without auto-resume; list by
-// state; kill of a paused sandbox. The restart of a server with a paused sandbox is in zz-restart.test.mjs.
+// state; kill of a paused sandbox; pause without memory (files kept, processes not, cold boot on resume). The
+// restart of a server with a paused sandbox is in zz-restart.test.mjs, crashes and host reboots in zz-crash.test.mjs.
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 
@@ -125,12 +126,52 @@ test('list by state, and kill of a paused sandbox', async () => {
   assert.equal(await Sandbox.kill(paused.sandboxId), false)
 })
 
-test('pause and resume errors: 404 for unknown, 400 for filesystem-only, 409 for resume of a running one', async () => {
+test('pause without memory keeps the files, not the processes; connect cold-boots it and says memory was not kept', async () => {
+  const sandbox = await create({ envs: { KEPT_ENV: 'yes' } })
+  await sandbox.files.write('fs-only.txt', 'on disk')
+  await startCounter(sandbox)
+  assert.equal(await sandbox.pause({ keepMemory: false }), true)
+  const paused = await api('GET', `/sandboxes/${sandbox.sandboxId}`)
+  assert.equal(paused.json.state, 'paused')
+  assert.equal(paused.json.memoryKept, false)
+  assert.equal(await sandbox.isRunning(), false)
+  assert.equal(await sandbox.pause({ keepMemory: false }), false, 'already paused: 409')
+
+  const resumed = await Sandbox.connect(sandbox.sandboxId, { timeoutMs: 120_000 })
+  const info = await api('GET', `/sandboxes/${sandbox.sandboxId}`)
+  assert.equal(info.json.state, 'running')
+  assert.equal(info.json.memoryKept, false, 'getInfo says the memory was not kept')
+  assert.equal(await resumed.isRunning(), true)
+  assert.equal(await resumed.files.read('fs-only.txt'), 'on disk')
+  assert.equal((await resumed.commands.run('echo $KEPT_ENV')).stdout, 'yes\n', 'envd got its env vars again')
+  const processes = await resumed.commands.list()
+  assert.ok(!processes.some((p) => p.cmd === 'python3' || p.args?.some((a) => a.endsWith('counter.py'))),
+    'the counter did not survive: the sandbox was cold-booted')
+  assert.equal((await hostGet(resumed.getHost(8000))).status, 502, 'nothing listens on 8000 any more')
+
+  // and a pause with memory after that keeps memory again
+  await startCounter(resumed)
+  assert.equal(await resumed.pause(), true)
+  await Sandbox.connect(sandbox.sandboxId, { timeoutMs: 120_000 })
+  assert.equal((await api('GET', `/sandboxes/${sandbox.sandboxId}`)).json.memoryKept, true)
+  assert.equal((await hostGet(resumed.getHost(8000))).status, 200)
+})
+
+test("connect with onResume: 'reboot' cold-boots a sandbox paused with its memory", async () => {
+  const sandbox = await create()
+  await sandbox.files.write('reboot.txt', 'kept')
+  await startCounter(sandbox)
+  assert.equal(await sandbox.pause(), true)
+  const rebooted = await Sandbox.connect(sandbox.sandboxId, { timeoutMs: 120_000, onResume: 'reboot' })
+  assert.equal((await api('GET', `/sandboxes/${sandbox.sandboxId}`)).json.memoryKept, false)
+  assert.equal(await rebooted.files.read('reboot.txt'), 'kept')
+  assert.equal((await hostGet(rebooted.getHost(8000))).status, 502, 'the counter was not kept')
+  assert.equal((await rebooted.commands.run('echo ok')).stdout, 'ok\n')
+})
+
+test('pause and resume errors: 404 for unknown, 409 for resume of a running one; the deprecated resume', async () => {
   assert.equal((await api('POST', '/sandboxes/nosuchsandbox0000001/pause', { body: {} })).status, 404)
   const sandbox = await create()
-  const fsOnly = await api('POST', `/sandboxes/${sandbox.sandboxId}/pause`, { body: { memory: false } })
-  assert.equal(fsOnly.status, 400)
-  assert.match(fsOnly.json.message, /not supported/)
   const resume = await api('POST', `/sandboxes/${sandbox.sandboxId}/resume`, { body: { timeout: 60 } })
   assert.equal(resume.status, 409)
   assert.equal(await sandbox.pause(), true)
@@ -140,4 +181,7 @@ test('pause and resume errors: 404 for unknown, 400 for filesystem-only, 409 for
   assert.equal(await sandbox.isRunning(), true)
   const health = await fetch(`${process.env.E2B_API_URL}/health`)
   assert.equal(health.headers.get('capsule-pause-mode'), 'freeze')
+  const details = await (await fetch(`${process.env.E2B_API_URL}/health/details`)).json()
+  assert.equal(details.pauseMode, 'freeze')
+  assert.match(details.pauseModeReason, /\w/)
 })

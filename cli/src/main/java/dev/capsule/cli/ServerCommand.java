@@ -10,6 +10,7 @@ import dev.capsule.server.CapsuleServer;
 import dev.capsule.server.config.Config;
 import dev.capsule.server.config.ConfigException;
 import dev.capsule.server.config.ConfigLoader;
+import dev.capsule.server.logging.ServerLogging;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Unmatched;
 
@@ -25,9 +26,13 @@ import java.util.concurrent.CountDownLatch;
 @Command(name = "server",
         description = {"Run the Capsule server: the E2B API and the sandbox gateway on one port (default 3000).",
                 "Flags: --port, --host, --data-dir, --domain, --runtime, --cache-dir, --database-url,",
-                "--database-user, --database-password, --default-timeout, --max-timeout, --warm-pool-size, --config.",
+                "--database-user, --database-password, --default-timeout, --max-timeout, --warm-pool-size,",
+                "--metrics-interval, --metrics-retention, --logs-retention, --events-retention, --log-format,",
+                "--metrics-endpoint, --config.",
                 "Each also reads CAPSULE_<NAME> from the environment; see the README for the table."})
 final class ServerCommand implements Callable<Integer> {
+    private static final System.Logger LOG = System.getLogger(ServerCommand.class.getName());
+
     @Unmatched
     List<String> args = new ArrayList<>();
 
@@ -40,6 +45,7 @@ final class ServerCommand implements Callable<Integer> {
             System.err.println("capsule server: " + e.getMessage());
             return 2;
         }
+        ServerLogging.install(config.observability().logFormat());
         SandboxRuntime runtime = runtime(config);
         CapsuleServer server;
         try {
@@ -55,9 +61,8 @@ final class ServerCommand implements Callable<Integer> {
             runtime.close();
             stopped.countDown();
         }, "capsule-shutdown"));
-        System.out.println("capsule server listening on " + config.host() + ":" + server.port()
+        LOG.log(System.Logger.Level.INFO, "capsule server listening on " + config.host() + ":" + server.port()
                 + " (runtime " + runtime.name() + ", data " + config.dataDir() + ")");
-        System.out.flush();
         stopped.await();
         return 0;
     }
@@ -68,9 +73,8 @@ final class ServerCommand implements Callable<Integer> {
             case "oci" -> {
                 OciRuntime oci = new OciRuntime(isolated(OciRuntimeConfig.defaults()
                         .withDirectories(config.dataDir(), config.cacheDir()), System.getenv()));
-                System.out.println("preparing the base template and runtime bundle in " + config.cacheDir()
+                LOG.log(System.Logger.Level.INFO, "preparing the base template and runtime bundle in " + config.cacheDir()
                         + " (built once; the first start takes a few minutes)");
-                System.out.flush();
                 oci.prepare();
                 yield oci;
             }

@@ -2,11 +2,9 @@ package dev.capsule.runtime;
 
 /**
  * What a sandbox may use, as E2B's API states a template's resources: virtual CPUs (a cgroup CPU quota), memory in
- * MiB (the cgroup limit; no swap on top of it) and disk in MiB (the size of its writable layer). Templates carry
- * their defaults; a sandbox gets its template's. Defaults follow E2B's base sandbox: 2 vCPUs, 512 MiB.
- *
- * <p>The oci driver does not enforce {@code diskSizeMB} yet: a sandbox's upper dir is a plain directory on the
- * host's file system, without a quota.
+ * MiB (the cgroup limit; no swap on top of it) and disk in MiB (the size of its writable layer: writing past it
+ * fails with ENOSPC inside the sandbox). Templates carry their defaults; a sandbox gets its template's. Defaults
+ * follow E2B's base sandbox: 2 vCPUs, 512 MiB.
  */
 public record Resources(int cpuCount, int memoryMB, int diskSizeMB) {
 

@@ -93,6 +93,16 @@ public interface SandboxRuntime extends AutoCloseable {
         return java.util.Optional.empty();
     }
 
+    /**
+     * Up to {@code maxBytes} of the sandbox's console output from byte {@code from} as whole lines (a single line
+     * longer than {@code maxBytes} comes cut at that length), or empty when the driver keeps no console for it (it
+     * is gone). The console is append-only for the sandbox's life and removed by {@link #destroy}: read what you
+     * want to keep before that.
+     */
+    default java.util.Optional<ConsoleOutput> console(String sandboxId, long from, int maxBytes) {
+        return java.util.Optional.empty();
+    }
+
     /** Stops the sandbox and releases everything it held (processes, mounts, disk, network); idempotent. */
     void destroy(String sandboxId);
 

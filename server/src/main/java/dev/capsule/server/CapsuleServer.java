@@ -42,10 +42,11 @@ public final class CapsuleServer implements AutoCloseable {
     private final HttpServer http;
     private final Optional<ApiKeys.CreatedKey> initialKey;
     private final WarmPool pool;
+    private final Observability observability;
 
     private CapsuleServer(Config config, Store store, ApiKeys apiKeys, SandboxLifecycle lifecycle, ExecutorService workers,
                           Vertx vertx, Gateway gateway, HttpServer http, Optional<ApiKeys.CreatedKey> initialKey,
-                          WarmPool pool) {
+                          WarmPool pool, Observability observability) {
         this.config = config;
         this.store = store;
         this.apiKeys = apiKeys;
@@ -56,18 +57,13 @@ public final class CapsuleServer implements AutoCloseable {
         this.http = http;
         this.initialKey = initialKey;
         this.pool = pool;
+        this.observability = observability;
     }
 
-    /** What the log says at start-up about how paused sandboxes keep their memory on this host. */
+    /** What the log says at start-up about how paused sandboxes keep their memory on this host, and why. */
     static String pauseModeNote(SandboxRuntime runtime) {
-        return switch (runtime.pauseMode()) {
-            case "freeze" -> "pause mode: freeze (a paused sandbox's processes are frozen in their cgroup and its"
-                    + " memory stays in RAM; hibernating to disk with CRIU is not done: CRIU could not checkpoint on"
-                    + " the hosts measured and its start-up self-test does not exist yet); GET /health reports it in"
-                    + " the Capsule-Pause-Mode header";
-            case "none" -> "pause mode: none (the " + runtime.name() + " driver cannot pause sandboxes)";
-            default -> "pause mode: " + runtime.pauseMode();
-        };
+        return "pause mode: " + runtime.pauseMode() + " (" + runtime.pauseModeReason() + "); GET /health reports it in"
+                + " the Capsule-Pause-Mode header, GET /health/details with the reason";
     }
 
     /** Starts everything and returns once the port is listening; prints the API key on a first start. */
@@ -78,35 +74,45 @@ public final class CapsuleServer implements AutoCloseable {
             throw new UncheckedIOException("cannot create the data directory " + config.dataDir()
                     + "; create it or point --data-dir / CAPSULE_DATA_DIR somewhere writable", e);
         }
-        Store store = Store.open(config.databaseUrl(), config.databaseUser(), config.databasePassword(),
-                SecretBox.fromKeyFile(config.dataDir().resolve("store.key")));
+        SecretBox secrets = SecretBox.fromKeyFile(config.dataDir().resolve("store.key"));
+        Store store = Store.open(config.databaseUrl(), config.databaseUser(), config.databasePassword(), secrets);
         ExecutorService workers = Executors.newVirtualThreadPerTaskExecutor();
         SandboxLifecycle lifecycle = null;
+        Observability observability = null;
         WarmPool pool = null;
         Vertx vertx = null;
         try {
             ApiKeys apiKeys = new ApiKeys(store, Clock.systemUTC());
             Optional<ApiKeys.CreatedKey> initial = apiKeys.ensureInitialKey(config.apiKeyFile());
-            initial.ifPresent(k -> System.out.println("Created API key " + k.key() + " (also written to "
-                    + config.apiKeyFile() + "). Use it as E2B_API_KEY."));
+            initial.ifPresent(k -> System.getLogger(CapsuleServer.class.getName()).log(System.Logger.Level.INFO,
+                    "Created API key " + k.key() + " (also written to " + config.apiKeyFile() + "). Use it as E2B_API_KEY."));
+            observability = new Observability(config.observability(), store, secrets, runtime, apiKeys, workers, Clock.systemUTC());
             lifecycle = new SandboxLifecycle(store, runtime, new EnvdClient(Duration.ofSeconds(10)), Clock.systemUTC(),
-                    config.defaultTimeout(), config.maxTimeout());
+                    config.defaultTimeout(), config.maxTimeout(), observability.events());
             lifecycle.recover();
+            observability.start();
             System.getLogger(CapsuleServer.class.getName()).log(System.Logger.Level.INFO, pauseModeNote(runtime));
             pool = warmPool(config, store, runtime);
             lifecycle.useWarmPool(pool);
+            if (pool != null) observability.metrics().warmPool(pool, "base");
 
             vertx = Vertx.vertx();
             String publicDomain = publicDomain(config);
-            Router router = new SandboxApi(lifecycle, apiKeys, workers, publicDomain).router(vertx);
+            Router router = observability.router(vertx,
+                    new SandboxApi(lifecycle, apiKeys, workers, publicDomain).with(observability::routes).router(vertx));
             Gateway gateway = new Gateway(vertx, lifecycle, workers, config.domain());
+            var metrics = observability.metrics();
             HttpServer http = vertx.createHttpServer(new HttpServerOptions().setHost(config.host()).setPort(config.port())
                     .setMaxWebSocketFrameSize(16 * 1024 * 1024).setMaxWebSocketMessageSize(64 * 1024 * 1024));
             http.requestHandler(req -> {
                 try {
                     Gateway.Target target = gateway.target(req);
-                    if (target != null) gateway.handle(req, target);
-                    else router.handle(req);
+                    if (target != null) {
+                        metrics.gatewayRequest(req);
+                        gateway.handle(req, target);
+                    } else {
+                        router.handle(req);
+                    }
                 } catch (RuntimeException e) {
                     System.getLogger(CapsuleServer.class.getName()).log(System.Logger.Level.ERROR, "request failed", e);
                     if (!req.response().headWritten()) {
@@ -116,11 +122,13 @@ public final class CapsuleServer implements AutoCloseable {
                 }
             });
             http.listen().toCompletionStage().toCompletableFuture().join();
-            return new CapsuleServer(config, store, apiKeys, lifecycle, workers, vertx, gateway, http, initial, pool);
+            return new CapsuleServer(config, store, apiKeys, lifecycle, workers, vertx, gateway, http, initial, pool,
+                    observability);
         } catch (RuntimeException e) {
             if (vertx != null) vertx.close();
             if (pool != null) pool.close();
             if (lifecycle != null) lifecycle.close();
+            if (observability != null) observability.close();
             workers.shutdown();
             store.close();
             throw e;
@@ -167,6 +175,11 @@ public final class CapsuleServer implements AutoCloseable {
         return lifecycle;
     }
 
+    /** Events, webhooks, sandbox metrics and logs, the server's own metrics. */
+    public Observability observability() {
+        return observability;
+    }
+
     /** The key created on this start when the store had none. */
     public Optional<ApiKeys.CreatedKey> initialKey() {
         return initialKey;
@@ -179,6 +192,7 @@ public final class CapsuleServer implements AutoCloseable {
         vertx.close().toCompletionStage().toCompletableFuture().join();
         if (pool != null) pool.close();
         lifecycle.close();
+        observability.close();
         workers.shutdown();
         store.close();
     }

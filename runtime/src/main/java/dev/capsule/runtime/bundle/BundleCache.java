@@ -12,8 +12,8 @@ import java.util.List;
 
 /**
  * Runtime bundles on disk, keyed by {@link BundleInputs#hash()} (default {@value #DEFAULT_DIR}). Building one
- * jlinks the runtime (seconds) and copies the init, envd, the exec helper and the host's loader and C libraries;
- * every sandbox then bind-mounts the same directory read-only.
+ * jlinks the runtime (seconds), copies the init, envd, the exec helper and the host's loader and C libraries, and
+ * records envd's AOT cache (seconds); every sandbox then bind-mounts the same directory read-only.
  */
 public final class BundleCache {
 
@@ -59,6 +59,10 @@ public final class BundleCache {
         }
         if (inputs.envdJar().isPresent()) {
             Files.copy(inputs.envdJar().get(), target.resolve("envd.jar"));
+        }
+        if (inputs.envdJar().isPresent() && inputs.execHelper().isPresent()) {
+            // the real envd (it always comes with its exec helper), not a test program in its place
+            EnvdAotTraining.record(target);
         }
         Files.writeString(target.resolve("bundle.txt"), "hash=" + inputs.hash() + "\nmodules="
                 + String.join(",", inputs.modules()) + "\njavaHome=" + inputs.javaHome() + "\n");

@@ -50,7 +50,7 @@ public record BundleInputs(Path javaHome, List<String> modules, Path init, Optio
     public String hash() {
         try {
             MessageDigest digest = MessageDigest.getInstance("SHA-256");
-            update(digest, "format=1");
+            update(digest, "format=2"); // 2: envd's AOT cache is part of the bundle
             update(digest, "modules=" + String.join(",", modules));
             digestFile(digest, javaHome.resolve("release"));
             digestFile(digest, init);

@@ -3,6 +3,8 @@ package dev.capsule.runtime.microvm;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.capsule.runtime.ConsoleLog;
+import dev.capsule.runtime.ConsoleOutput;
 import dev.capsule.runtime.NetworkPolicy;
 import dev.capsule.runtime.ResourceUsage;
 import dev.capsule.runtime.Resources;
@@ -17,6 +19,8 @@ import dev.capsule.runtime.bundle.BundleCache;
 import dev.capsule.runtime.bundle.BundleInputs;
 import dev.capsule.runtime.bundle.RuntimeBundle;
 import dev.capsule.runtime.cache.BuildCache;
+import dev.capsule.runtime.envd.EnvdHealth;
+import dev.capsule.runtime.envd.EnvdWarmup;
 import dev.capsule.runtime.host.Command;
 import dev.capsule.runtime.host.HostLock;
 import dev.capsule.runtime.host.Mounts;
@@ -26,7 +30,6 @@ import dev.capsule.runtime.network.SandboxNetworks;
 import dev.capsule.runtime.oci.OciRuntime;
 import dev.capsule.runtime.template.Template;
 import dev.capsule.runtime.template.TemplateCache;
-import dev.capsule.runtime.template.TemplateRecipe;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -88,6 +91,8 @@ public final class MicroVmRuntime implements SandboxRuntime {
     private static final Duration AGENT_TIMEOUT = Duration.ofSeconds(30);
     private static final Duration SAVE_TIMEOUT = Duration.ofSeconds(300);
     private static final Duration QUIT_GRACE = Duration.ofSeconds(15);
+    /** envd warm-up rounds before a template snapshot is saved: fewer left the server's first requests slow. */
+    private static final int WARMUP_ROUNDS = 8;
     /** Bumped when the way a template snapshot is made changes, so old ones are not restored. */
     private static final int SNAPSHOT_FORMAT = 2;
 
@@ -101,7 +106,6 @@ public final class MicroVmRuntime implements SandboxRuntime {
     /** Ids this instance is starting now (sandboxes, and template snapshots' VMs): not listed, not orphans. */
     private final Set<String> starting = ConcurrentHashMap.newKeySet();
     private final Object resolveLock = new Object();
-    private volatile Template baseTemplate;
     private volatile Guest guest;
 
     /** The parts of every VM that do not depend on the template: kernel, initramfs, bundle disk. */
@@ -157,27 +161,12 @@ public final class MicroVmRuntime implements SandboxRuntime {
     }
 
     private static List<HostLock> claimHost(MicroVmConfig config) {
-        List<HostLock> claims = new ArrayList<>();
         Path dataLock = config.home().resolve(".capsule.lock");
         Path networkLock = config.network().runDirectory().resolve("network-" + config.network().name() + ".lock");
-        for (Path file : List.of(dataLock, networkLock)) {
-            Optional<HostLock> claim;
-            try {
-                claim = HostLock.tryAcquire(file);
-            } catch (IOException e) {
-                claims.forEach(HostLock::close);
-                throw new RuntimeFailure("cannot create the lock file " + file + ": " + e.getMessage(), e);
-            }
-            if (claim.isEmpty()) {
-                claims.forEach(HostLock::close);
-                throw new RuntimeFailure("another Capsule server on this host already uses data directory "
-                        + config.dataDir() + " or network '" + config.network().name() + "' (" + file
-                        + " is locked); stop it, or give this server its own data directory, CAPSULE_NETWORK_NAME,"
-                        + " CAPSULE_NETWORK_INTERFACE_PREFIX and CAPSULE_NETWORK_POOL");
-            }
-            claims.add(claim.get());
-        }
-        return List.copyOf(claims);
+        return HostLock.claimAll(List.of(dataLock, networkLock), file -> "another Capsule server on this host"
+                + " already uses data directory " + config.dataDir() + " or network '" + config.network().name()
+                + "' (" + file + " is locked); stop it, or give this server its own data directory,"
+                + " CAPSULE_NETWORK_NAME, CAPSULE_NETWORK_INTERFACE_PREFIX and CAPSULE_NETWORK_POOL");
     }
 
     @Override
@@ -352,9 +341,14 @@ public final class MicroVmRuntime implements SandboxRuntime {
     }
 
     private void awaitEnvd(SandboxNetwork network, VmDirectory dir, long pid, Duration timeout) {
-        EnvdHealth.await(network.sandboxId(), network.address(), timeout,
-                () -> Qemu.running(dir).filter(running -> running == pid).isPresent(),
-                () -> Qemu.tail(dir.consoleLog()) + "; QEMU: " + Qemu.tail(dir.qemuLog()));
+        try {
+            EnvdHealth.await(network.sandboxId(), network.address(), timeout,
+                    () -> Qemu.running(dir).filter(running -> running == pid).isPresent(),
+                    () -> Qemu.tail(dir.consoleLog()) + "; QEMU: " + Qemu.tail(dir.qemuLog()));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new RuntimeFailure("interrupted while waiting for envd in sandbox " + network.sandboxId(), e);
+        }
     }
 
     /**
@@ -425,7 +419,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
 
     /**
      * The template's snapshot for this VM size, made now if no one has: a VM boots from the template's disk with
-     * its RAM in a file, and once envd answers and has served a warm-up ({@link GuestWarmup}), its device state is
+     * its RAM in a file, and once envd answers and has served a warm-up ({@link EnvdWarmup}), its device state is
      * saved and QEMU ends. RAM file, state and the
      * disk as it was then stay read-only in the cache.
      */
@@ -471,7 +465,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
             awaitEnvd(network, work, pid, config.bootTimeout());
             Duration boot = Duration.between(begin, Instant.now());
             Instant warm = Instant.now();
-            GuestWarmup.run(network.address(), config.bootTimeout());
+            EnvdWarmup.run(network.address(), WARMUP_ROUNDS, config.bootTimeout());
             Duration warmup = Duration.between(warm, Instant.now());
             Qemu.sleep(200); // lets the guest close the warm-up's connections before it is saved
             save(work, writeTo(target.resolve("state")));
@@ -781,6 +775,12 @@ public final class MicroVmRuntime implements SandboxRuntime {
         } catch (IOException | RuntimeException e) {
             return Optional.empty(); // it ended while we looked
         }
+    }
+
+    /** The VM's serial console: the guest kernel's messages, the guest init's and envd's output. */
+    @Override
+    public Optional<ConsoleOutput> console(String sandboxId, long from, int maxBytes) {
+        return ConsoleLog.read(directory(requireId(sandboxId)).consoleLog(), from, maxBytes);
     }
 
     // --- destroy, discover, orphans ------------------------------------------------------------------------
@@ -1112,21 +1112,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
                     + " has '" + BASE_TEMPLATE + "' and the snapshots taken on this server; create the sandbox from"
                     + " one of those");
         }
-        Template template = baseTemplate;
-        if (template == null) {
-            synchronized (resolveLock) {
-                if (baseTemplate == null) {
-                    try {
-                        baseTemplate = templates.ensure(TemplateRecipe.base());
-                    } catch (RuntimeException e) {
-                        throw new RuntimeFailure("cannot build the base template in " + templates.dir() + ": "
-                                + e.getMessage(), e);
-                    }
-                }
-                template = baseTemplate;
-            }
-        }
-        return template;
+        return templates.base();
     }
 
     private Path image(Template template) {
@@ -1154,8 +1140,8 @@ public final class MicroVmRuntime implements SandboxRuntime {
                         Path busybox = GuestImages.staticBusybox();
                         RuntimeBundle bundle = bundles.ensure(BundleInputs.of(config.envdJar(), config.execHelper()));
                         GuestKernel kernel = GuestKernel.ensure(config.cacheDir(), builds, busybox);
-                        Path bundleImage = GuestImages.bundle(builds, bundle, busybox, RuntimeBundle.envdCommand(
-                                OciRuntime.ENVD_JVM_OPTIONS, OciRuntime.ENVD_ARGS));
+                        Path bundleImage = GuestImages.bundle(builds, bundle, busybox, RuntimeBundle.envdCommandWithOptions(
+                                RuntimeBundle.ENVD_JVM_OPTIONS, OciRuntime.ENVD_ARGS));
                         guest = new Guest(kernel, bundleImage);
                     } catch (RuntimeException e) {
                         throw new RuntimeFailure("cannot prepare the microVM guest (kernel, runtime bundle) in "

@@ -1,6 +1,7 @@
 package dev.capsule.runtime.microvm;
 
 import dev.capsule.runtime.RuntimeFailure;
+import dev.capsule.runtime.host.Processes;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -195,12 +196,10 @@ final class Qemu {
     }
 
     private static boolean isVm(long pid, VmDirectory dir) {
+        if (!Processes.alive(pid)) {
+            return false;
+        }
         try {
-            String stat = Files.readString(Path.of("/proc", String.valueOf(pid), "stat"));
-            char state = stat.charAt(stat.lastIndexOf(')') + 2);
-            if (state == 'Z' || state == 'X') {
-                return false;
-            }
             byte[] cmdline = Files.readAllBytes(Path.of("/proc", String.valueOf(pid), "cmdline"));
             return new String(cmdline, StandardCharsets.UTF_8).contains(dir.qmp().toString());
         } catch (IOException | RuntimeException e) {

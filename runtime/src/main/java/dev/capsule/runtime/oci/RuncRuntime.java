@@ -7,10 +7,12 @@ import dev.capsule.runtime.host.Command;
 import dev.capsule.runtime.host.Mounts;
 
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.io.UncheckedIOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -22,8 +24,8 @@ import java.util.concurrent.TimeUnit;
  * Sandboxes as runc containers: start (overlay root filesystem, generated config, {@code runc run --detach}),
  * state, signals, freeze/thaw, and delete that leaves nothing behind — no container in runc's state directory,
  * no mount, no cgroup, no files. We mount the overlay ourselves rather than asking runc to: runc only takes a
- * directory as the root, and owning the mount lets the upper dir outlive a stopped container (pause to disk,
- * snapshots) and lets cleanup find and remove it after a crash.
+ * directory as the root, and owning the mount lets the upper dir outlive a stopped container ({@link #stop} and
+ * {@link #restart}: pause to disk, a host reboot; snapshots) and lets cleanup find and remove it after a crash.
  *
  * <p>All state is on disk (runc's root and {@code <data dir>/sandboxes}), so a restarted process sees the
  * sandboxes of the previous one in {@link #list()}.
@@ -34,8 +36,12 @@ public final class RuncRuntime {
     /** Relative: under the cgroups of the process that runs runc, so a limit on the server bounds its sandboxes. */
     public static final String DEFAULT_CGROUP_PARENT = "capsule";
 
+    private static final System.Logger LOG = System.getLogger(RuncRuntime.class.getName());
+    /** Serializes binding the sandboxes directory with mounting disks below it (in any instance of this process). */
+    private static final Object MOUNT_LOCK = new Object();
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final long RUNC_TIMEOUT_SECONDS = 60;
+    private static final int FREEZE_ATTEMPTS = 5;
 
     private final Path sandboxesDir;
     private final Path runcRoot;
@@ -82,11 +88,7 @@ public final class RuncRuntime {
             throw new UncheckedIOException("cannot create " + dir.dir() + ": " + e.getMessage(), e);
         }
         try {
-            prepare(spec, dir);
-            run(id, dir);
-            ContainerState state = state(id).orElseThrow(() -> new IllegalStateException(
-                    "runc reported sandbox " + id + " started but does not know it; log: " + logTail(dir)));
-            return new Sandbox(id, dir, cgroupsPath(id), state.pid());
+            return prepareAndRun(spec, dir);
         } catch (RuntimeException e) {
             try {
                 delete(id);
@@ -97,12 +99,58 @@ public final class RuncRuntime {
         }
     }
 
-    private void prepare(ContainerSpec spec, SandboxDirectory dir) {
-        if (!Files.isDirectory(spec.template().rootfs())) {
-            throw new IllegalStateException("template " + spec.template().name() + " has no rootfs at "
-                    + spec.template().rootfs() + "; build it with TemplateCache.ensure first");
+    /**
+     * Starts a stopped sandbox again on the files it kept (its upper dir, the writes of its previous runs): mounts
+     * the overlay over them, writes its config afresh (the bundle or limits may have changed) and runs it. On
+     * failure it is stopped again, its files kept.
+     *
+     * @throws IllegalStateException the sandbox has no files here, or still runs
+     */
+    public Sandbox restart(ContainerSpec spec) {
+        String id = spec.id();
+        SandboxDirectory dir = directory(id);
+        if (!dir.keepsFiles()) {
+            throw new IllegalStateException("sandbox " + id + " has no files in " + dir.dir() + " to restart from");
+        }
+        if (state(id).isPresent()) {
+            throw new IllegalStateException("sandbox " + id + " still has a container in runc; stop it first");
         }
         try {
+            return prepareAndRun(spec, dir);
+        } catch (RuntimeException e) {
+            try {
+                stop(id);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
+    }
+
+    private Sandbox prepareAndRun(ContainerSpec spec, SandboxDirectory dir) {
+        String id = spec.id();
+        prepare(spec, dir);
+        run(id, dir);
+        ContainerState state = state(id).orElseThrow(() -> new IllegalStateException(
+                "runc reported sandbox " + id + " started but does not know it; log: " + logTail(dir)));
+        return new Sandbox(id, dir, cgroupsPath(id), state.pid());
+    }
+
+    /** Writes the sandbox's files (those it already has are kept), mounts its overlay and writes its config. */
+    private void prepare(ContainerSpec spec, SandboxDirectory dir) {
+        for (Path lower : spec.lowerDirs()) {
+            if (!Files.isDirectory(lower)) {
+                throw new IllegalStateException("a layer of sandbox " + spec.id() + " (template "
+                        + spec.template().name() + ") is missing: " + lower + " is not a directory");
+            }
+        }
+        try {
+            if (dir.hasOwnDisk()) {
+                if (!Files.exists(dir.disk())) {
+                    createDisk(dir.disk(), spec.limits().diskSizeMB());
+                }
+                mountDisk(dir);
+            }
             Files.createDirectories(dir.upper());
             Files.createDirectories(dir.work());
             Files.createDirectories(dir.rootfs());
@@ -113,13 +161,66 @@ public final class RuncRuntime {
             StringBuilder resolv = new StringBuilder();
             spec.nameservers().forEach(ns -> resolv.append("nameserver ").append(ns).append('\n'));
             Files.writeString(dir.resolvConf(), resolv.toString());
-            Files.createFile(dir.log());
-            Mounts.mountOverlay(spec.template().rootfs(), dir.upper(), dir.work(), dir.rootfs());
+            // appended to: a restarted sandbox's log keeps what its previous run printed before it stopped
+            Files.write(dir.log(), new byte[0], StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+            Mounts.mountOverlay(spec.lowerDirs(), dir.upper(), dir.work(), dir.rootfs());
             JSON.writerWithDefaultPrettyPrinter().writeValue(dir.config().toFile(),
                     OciConfig.build(spec, dir, cgroupsPath(spec.id()), swapAccounting()));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot prepare sandbox " + spec.id() + " in " + dir.dir() + ": "
                     + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Makes the sandbox's disk: a sparse file of {@code sizeMB} with an ext4 file system. It takes no more on the
+     * host than what is written to it (the journal and inode tables are holes until used), and the sandbox gets
+     * ENOSPC at its size. 1 inode per 8 KiB (not ext4's 16 KiB) as a sandbox's files are many and small (a
+     * node_modules); no blocks reserved for root, who is every sandbox's administrator.
+     */
+    private static void createDisk(Path disk, int sizeMB) throws IOException {
+        try (RandomAccessFile file = new RandomAccessFile(disk.toFile(), "rw")) {
+            file.setLength(sizeMB * 1024L * 1024L);
+        }
+        Command.run(List.of("mkfs.ext4", "-q", "-F", "-m", "0", "-i", "8192", "-E",
+                "lazy_itable_init=0,lazy_journal_init=1", disk.toString()), RUNC_TIMEOUT_SECONDS).orThrow();
+    }
+
+    /**
+     * Mounts the sandbox's disk (a loop device, detached again when it is unmounted) unless it is mounted, below
+     * the sandboxes directory made a shared mount first ({@link Mounts#share}: so that copies of the mount in
+     * other processes' mount namespaces go when it is unmounted, instead of keeping the loop device).
+     */
+    private void mountDisk(SandboxDirectory dir) throws IOException {
+        synchronized (MOUNT_LOCK) {
+            if (!Mounts.isMountPoint(dir.diskMount())) {
+                Mounts.share(sandboxesDir);
+                Files.createDirectories(dir.diskMount());
+                Command.check("mount", "-o", "loop", dir.disk().toString(), dir.diskMount().toString());
+            }
+        }
+    }
+
+    /**
+     * Runs {@code action} with the files of stopped sandbox {@code id} readable at {@link SandboxDirectory#upper()}:
+     * its disk mounted for the time, unless it was.
+     */
+    public void withFiles(String id, Runnable action) {
+        SandboxDirectory dir = directory(id);
+        boolean mounted = !dir.hasOwnDisk() || Mounts.isMountPoint(dir.diskMount());
+        if (!mounted) {
+            try {
+                mountDisk(dir);
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot mount the disk of sandbox " + id + ": " + e.getMessage(), e);
+            }
+        }
+        try {
+            action.run();
+        } finally {
+            if (!mounted) {
+                unmount(id, dir.diskMount());
+            }
         }
     }
 
@@ -175,9 +276,25 @@ public final class RuncRuntime {
         runc("kill", requireId(id), signal).orThrow();
     }
 
-    /** Freezes every process of the sandbox (cgroup freezer); memory stays, CPU is released. */
+    /**
+     * Freezes every process of the sandbox (cgroup freezer); memory stays, CPU is released. runc gives up ("unable
+     * to freeze") when the v1 freezer stays FREEZING for a few hundred milliseconds, as it does while a process of
+     * the sandbox sleeps uninterruptibly in I/O on a loaded host; it thaws again then, so this tries a few times.
+     */
     public void pause(String id) {
-        runc("pause", requireId(id)).orThrow();
+        requireId(id);
+        Command.Result result = runc("pause", id);
+        for (int attempt = 1; !result.ok() && result.stderr().contains("unable to freeze")
+                && attempt < FREEZE_ATTEMPTS; attempt++) {
+            try {
+                Thread.sleep(50);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            result = runc("pause", id);
+        }
+        result.orThrow();
     }
 
     public void resume(String id) {
@@ -185,16 +302,17 @@ public final class RuncRuntime {
     }
 
     /**
-     * Removes the sandbox entirely: kills its processes, deletes the runc container and its cgroup, unmounts the
-     * overlay and deletes its files, upper dir included. Idempotent, and works on half-created sandboxes.
+     * Stops the sandbox and releases everything of it but its files: kills its processes, deletes the runc
+     * container and its cgroup, unmounts its overlay and its disk. Its upper dir and the rest of its directory stay, for
+     * {@link #restart}. Idempotent, and works on half-created sandboxes and on those a host reboot ended.
      */
-    public void delete(String id) {
+    public void stop(String id) {
         requireId(id);
         Command.Result result = runc("delete", "--force", id);
         if (!result.ok() && !result.stderr().contains("does not exist") && !result.stderr().contains("not exist")) {
             result.orThrow();
         }
-        Mounts.deleteTree(directory(id).dir());
+        unmount(id, directory(id).dir());
         // runc removes the cgroup; if a previous crash left an empty one, remove it (rmdir only removes empty ones)
         for (Path cgroup : Cgroups.existing(cgroupsPath(id))) {
             try {
@@ -203,6 +321,28 @@ public final class RuncRuntime {
                 throw new UncheckedIOException("sandbox " + id + " left cgroup " + cgroup
                         + " that cannot be removed (processes still in it?): " + e.getMessage(), e);
             }
+        }
+    }
+
+    /** Unmounts what is mounted at or below {@code path} of sandbox {@code id}. */
+    private static void unmount(String id, Path path) {
+        List<String> attached = Mounts.unmountAll(path);
+        if (!attached.isEmpty()) {
+            LOG.log(System.Logger.Level.WARNING, "the disk of sandbox " + id + " stays attached to " + attached
+                    + ": a process in another mount namespace holds a private copy of its mount (see `grep " + id
+                    + " /proc/*/mountinfo`); it is released when that process exits");
+        }
+    }
+
+    /**
+     * Removes the sandbox entirely: {@link #stop}s it and deletes its files, upper dir included. Idempotent, and
+     * works on half-created sandboxes.
+     */
+    public void delete(String id) {
+        stop(id);
+        Mounts.deleteTree(directory(id).dir());
+        synchronized (MOUNT_LOCK) {
+            Mounts.unshare(sandboxesDir); // with the last sandbox, so that nothing of ours stays mounted
         }
     }
 

@@ -1,12 +1,37 @@
 package dev.capsule.runtime.oci;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
  * One sandbox's files on the host, under {@code <data dir>/sandboxes/<id>/}: the OCI bundle (config.json and the
- * rootfs mount point), the overlay's upper and work dirs, the generated /etc files and the console log.
+ * rootfs mount point), its disk (a file system of its disk size, holding the overlay's upper and work dirs), the
+ * generated /etc files and the console log.
  */
 public record SandboxDirectory(Path dir) {
+
+    /** The sandbox's disk: a sparse file holding an ext4 file system, so its writes cannot exceed its size. */
+    public Path disk() {
+        return dir.resolve("disk.img");
+    }
+
+    /** Where its disk is mounted while the sandbox runs (or while its files are read). */
+    public Path diskMount() {
+        return dir.resolve("disk");
+    }
+
+    /**
+     * Whether its writes are on its own disk: those of sandboxes made before disks were enforced are in an upper
+     * dir at the top of their directory, without a limit.
+     */
+    public boolean hasOwnDisk() {
+        return !Files.isDirectory(dir.resolve("upper"));
+    }
+
+    /** Whether it has writes kept from a previous run, to start again from. */
+    public boolean keepsFiles() {
+        return Files.isRegularFile(disk()) || !hasOwnDisk();
+    }
 
     public Path config() {
         return dir.resolve("config.json");
@@ -17,13 +42,13 @@ public record SandboxDirectory(Path dir) {
         return dir.resolve("rootfs");
     }
 
-    /** The sandbox's writes: everything it changed relative to the template. */
+    /** The sandbox's writes: everything it changed relative to the template (on its disk, when mounted). */
     public Path upper() {
-        return dir.resolve("upper");
+        return hasOwnDisk() ? diskMount().resolve("upper") : dir.resolve("upper");
     }
 
     public Path work() {
-        return dir.resolve("work");
+        return hasOwnDisk() ? diskMount().resolve("work") : dir.resolve("work");
     }
 
     public Path hosts() {

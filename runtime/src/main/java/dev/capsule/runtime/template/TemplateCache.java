@@ -1,7 +1,10 @@
 package dev.capsule.runtime.template;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.capsule.runtime.Resources;
+import dev.capsule.runtime.RuntimeFailure;
 import dev.capsule.runtime.cache.BuildCache;
 import dev.capsule.runtime.host.Command;
 
@@ -29,6 +32,8 @@ public final class TemplateCache {
     private static final long BUILD_TIMEOUT_SECONDS = 1800;
 
     private final BuildCache cache;
+    private final Object baseLock = new Object();
+    private volatile Template base;
 
     public TemplateCache(Path dir) {
         this.cache = new BuildCache(dir);
@@ -47,6 +52,49 @@ public final class TemplateCache {
     /** The template built from {@code recipe}, if it is already in the cache. */
     public Optional<Template> find(TemplateRecipe recipe) {
         return cache.contains(recipe.cacheKey()) ? Optional.of(toTemplate(recipe)) : Optional.empty();
+    }
+
+    /**
+     * The build {@code <name>-<hash>} if it is in the cache, whatever the current recipe is: what sandboxes and
+     * snapshots made from an earlier build of a template rest on.
+     */
+    public Optional<Template> find(String name, String hash) {
+        String key = name + "-" + hash;
+        if (!cache.contains(key)) {
+            return Optional.empty();
+        }
+        Path entry = cache.entry(key);
+        try {
+            JsonNode resources = JSON.readTree(entry.resolve("template.json").toFile()).path("resources");
+            return Optional.of(new Template(name, hash, entry.resolve("rootfs"),
+                    JSON.treeToValue(resources, Resources.class)));
+        } catch (IOException | RuntimeException e) {
+            throw new IllegalStateException("template build " + key + " in " + dir() + " has no readable "
+                    + "template.json: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The base template ({@link TemplateRecipe#base()}), built now (minutes) if no one has, and remembered.
+     *
+     * @throws RuntimeFailure it could not be built
+     */
+    public Template base() {
+        Template template = base;
+        if (template == null) {
+            synchronized (baseLock) {
+                if (base == null) {
+                    try {
+                        base = ensure(TemplateRecipe.base());
+                    } catch (RuntimeException e) {
+                        throw new RuntimeFailure("cannot build the base template in " + dir() + ": "
+                                + e.getMessage(), e);
+                    }
+                }
+                template = base;
+            }
+        }
+        return template;
     }
 
     /** The template built from {@code recipe}, building it now (minutes) if no one has. */

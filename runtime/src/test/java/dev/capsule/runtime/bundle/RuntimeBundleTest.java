@@ -40,6 +40,29 @@ class RuntimeBundleTest {
         assertThat(result.stdout()).contains("hello from java 25");
     }
 
+    /**
+     * The bundle with the real envd carries envd's AOT cache, and the JVM accepts it for envd started as sandboxes
+     * start it (same runtime, jar path and flags): with -Xlog:aot it says the cache was mapped.
+     */
+    @Test
+    void envdStartsFromTheBundlesAotCache() {
+        var config = dev.capsule.runtime.oci.OciRuntimeConfig.defaults();
+        RuntimeBundle bundle = BundleCache.fromEnvironment().ensure(BundleInputs.of(config.envdJar(), config.execHelper()));
+        assertThat(bundle.root().resolve("envd.aot")).isRegularFile();
+
+        List<String> command = new java.util.ArrayList<>(List.of("unshare", "--mount", "--propagation", "private",
+                "sh", "-c", "mount -t tmpfs t /opt && mkdir /opt/capsule && mount --bind \"$0\" /opt/capsule"
+                        + " && exec \"$@\"", bundle.root().toString()));
+        List<String> jvm = new java.util.ArrayList<>(RuntimeBundle.ENVD_JVM_OPTIONS);
+        jvm.addAll(List.of("-XX:AOTCache=" + RuntimeBundle.ENVD_AOT_CACHE, "-Xlog:aot", "-jar",
+                RuntimeBundle.ENVD_JAR, "--help"));
+        command.addAll(RuntimeBundle.javaCommand(jvm));
+        var result = dev.capsule.runtime.host.Command.run(command, 60);
+
+        assertThat(result.stdout() + result.stderr()).as("the JVM's AOT log").contains("Opened AOT cache")
+                .doesNotContain("Unable to", "mismatch", "disabled");
+    }
+
     @Test
     void theHashDependsOnTheEnvdJar() throws IOException {
         Path jar = Files.createTempFile("capsule-fake-envd", ".jar");

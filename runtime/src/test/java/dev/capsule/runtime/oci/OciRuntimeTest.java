@@ -1,6 +1,8 @@
 package dev.capsule.runtime.oci;
 
+import dev.capsule.runtime.ConsoleOutput;
 import dev.capsule.runtime.NetworkPolicy;
+import dev.capsule.runtime.ResourceUsage;
 import dev.capsule.runtime.Resources;
 import dev.capsule.runtime.RuntimeFailure;
 import dev.capsule.runtime.SandboxInstance;
@@ -79,8 +81,17 @@ public class OciRuntimeTest {
 
     /** A configuration of its own (directories, runc root, network names and pool) so nothing else is touched. */
     public static OciRuntimeConfig testConfig(Path dataDir, Path runcRoot) {
-        NetworkConfig network = NetworkConfig.defaults().withName(NETWORK_NAME, LINK_PREFIX)
-                .withPool(Ipv4Cidr.parse("10.214.0.0/24"));
+        return testConfig(dataDir, runcRoot, NETWORK_NAME, LINK_PREFIX, "10.214.0.0/24");
+    }
+
+    /**
+     * As {@link #testConfig(Path, Path)} with a network of its own, for a test class that may run while another
+     * runs this one (each network is claimed by one driver process at a time).
+     */
+    public static OciRuntimeConfig testConfig(Path dataDir, Path runcRoot, String networkName, String linkPrefix,
+                                              String pool) {
+        NetworkConfig network = NetworkConfig.defaults().withName(networkName, linkPrefix)
+                .withPool(Ipv4Cidr.parse(pool));
         return OciRuntimeConfig.defaults().withRunc(runcRoot, RuncRuntime.DEFAULT_CGROUP_PARENT)
                 .withDirectories(dataDir, TestEnvironment.cacheDir()).withNetwork(network);
     }
@@ -98,19 +109,32 @@ public class OciRuntimeTest {
     void removeEverythingAndProveNothingIsLeft() {
         runtime.removeOrphans(Set.of());
         runtime.close();
-        assertNothingLeft(dataDir, runcRoot, ids);
+        assertNothingLeft(config, ids);
         Mounts.deleteTree(dataDir);
         Mounts.deleteTree(runcRoot);
     }
 
-    public static void assertNothingLeft(Path dataDir, Path runcRoot, List<String> ids) {
-        assertThat(Command.check("runc", "--root", runcRoot.toString(), "list", "--quiet").stdout()).isBlank();
-        assertThat(Mounts.under(dataDir)).isEmpty();
-        assertThat(dataDir.resolve("sandboxes")).satisfiesAnyOf(
+    /**
+     * No container in the configuration's runc root, no mount, sandbox file or snapshot layer in its data dir, no
+     * loop device on a file in it, no namespace, veth or nftables table of its network, no cgroup of the sandboxes
+     * {@code ids}.
+     */
+    public static void assertNothingLeft(OciRuntimeConfig config, List<String> ids) {
+        assertThat(Command.check("runc", "--root", config.runcRoot().toString(), "list", "--quiet").stdout())
+                .isBlank();
+        assertThat(Mounts.under(config.dataDir())).isEmpty();
+        assertThat(config.dataDir().resolve("sandboxes")).satisfiesAnyOf(
                 p -> assertThat(p).doesNotExist(), p -> assertThat(p).isEmptyDirectory());
-        assertThat(HostNet.namespaces(NETWORK_NAME + "-")).isEmpty();
-        assertThat(HostNet.links(LINK_PREFIX)).isEmpty();
-        assertThat(HostNet.nftTables()).doesNotContain("table inet " + NETWORK_NAME);
+        // snapshot layers: none, and no id naming one
+        assertThat(config.dataDir().resolve("layers")).satisfiesAnyOf(p -> assertThat(p).doesNotExist(),
+                p -> assertThat(p).isDirectoryNotContaining(entry -> !entry.getFileName().toString().equals("ids")));
+        assertThat(config.dataDir().resolve("layers/ids")).satisfiesAnyOf(
+                p -> assertThat(p).doesNotExist(), p -> assertThat(p).isEmptyDirectory());
+        assertThat(Command.check("losetup", "--list", "--noheadings", "--output", "BACK-FILE").stdout())
+                .as("loop devices of sandbox disks").doesNotContain(config.dataDir().toString());
+        assertThat(HostNet.namespaces(config.network().name() + "-")).isEmpty();
+        assertThat(HostNet.links(config.network().interfacePrefix())).isEmpty();
+        assertThat(HostNet.nftTables()).doesNotContain("table inet " + config.network().name());
         for (String id : ids) {
             assertThat(Cgroups.existing(RuncRuntime.DEFAULT_CGROUP_PARENT + "/" + id)).as("cgroups of " + id).isEmpty();
         }
@@ -237,7 +261,7 @@ public class OciRuntimeTest {
         SandboxInstance sandbox = start(NetworkPolicy.OPEN);
         String id = sandbox.sandboxId();
         EnvdClient envd = new EnvdClient(sandbox);
-        Path upper = dataDir.resolve("sandboxes/" + id + "/upper/home/user");
+        Path upper = dataDir.resolve("sandboxes/" + id + "/disk/upper/home/user");
         // a counter kept only in the shell's memory, written out on each tick
         envd.run("setsid bash -c 'i=0; while true; do i=$((i+1)); echo $i > /home/user/count.tmp;"
                 + " mv /home/user/count.tmp /home/user/count; sleep 0.02; done' >/dev/null 2>&1 < /dev/null &");
@@ -284,6 +308,50 @@ public class OciRuntimeTest {
         } catch (IOException | NumberFormatException e) {
             return 0;
         }
+    }
+
+    @Test
+    void usageComesFromTheCgroupAndTheUpperDirAndIsEmptyWhilePaused() {
+        SandboxInstance sandbox = start(NetworkPolicy.OPEN);
+        String id = sandbox.sandboxId();
+        EnvdClient envd = new EnvdClient(sandbox);
+        ResourceUsage first = runtime.usage(id).orElseThrow();
+        assertThat(first.cpuCount()).isEqualTo(Resources.DEFAULT.cpuCount());
+        assertThat(first.memTotal()).isEqualTo(Resources.DEFAULT.memoryMB() * 1024L * 1024L);
+        assertThat(first.memUsed()).isPositive().isLessThan(first.memTotal());
+        assertThat(first.diskTotal()).isPositive();
+
+        // a second of busy CPU, 20 MB written to its files, 200 MB held by a process
+        envd.run("timeout 1 sh -c 'while :; do :; done'; head -c 20000000 /dev/zero > /home/user/blob;"
+                + " nohup python3 -c 'import time; x = bytearray(200 * 1024 * 1024); time.sleep(60)' >/dev/null 2>&1 &");
+        Awaitility.await().atMost(java.time.Duration.ofSeconds(30)).untilAsserted(() -> {
+            ResourceUsage now = runtime.usage(id).orElseThrow();
+            assertThat(now.cpuUsageNanos() - first.cpuUsageNanos()).isGreaterThan(800_000_000L);
+            assertThat(now.diskUsed() - first.diskUsed()).isGreaterThanOrEqualTo(20_000_000L);
+            assertThat(now.memUsed() - first.memUsed()).isGreaterThan(190L * 1024 * 1024);
+        });
+
+        runtime.pause(id, true);
+        assertThat(runtime.usage(id)).isEmpty();
+        runtime.resume(id);
+        assertThat(runtime.usage(id)).isPresent();
+        runtime.destroy(id);
+        assertThat(runtime.usage(id)).isEmpty();
+    }
+
+    @Test
+    void theConsoleIsReadInWholeLinesFromAnOffset() {
+        SandboxInstance sandbox = start(NetworkPolicy.OPEN);
+        ConsoleOutput all = runtime.console(sandbox.sandboxId(), 0, 64 * 1024).orElseThrow();
+        assertThat(all.lines()).anyMatch(line -> line.startsWith("envd listening on"));
+        assertThat(all.next()).isPositive();
+        assertThat(runtime.console(sandbox.sandboxId(), all.next(), 64 * 1024).orElseThrow().lines()).isEmpty();
+        // a small read stops at a line's end, and the next read carries on from there
+        ConsoleOutput head = runtime.console(sandbox.sandboxId(), 0, 8).orElseThrow();
+        assertThat(head.lines()).hasSize(1);
+        assertThat(head.next()).isPositive().isLessThanOrEqualTo(8);
+        runtime.destroy(sandbox.sandboxId());
+        assertThat(runtime.console(sandbox.sandboxId(), 0, 1024)).isEmpty();
     }
 
     @Test
@@ -338,6 +406,32 @@ public class OciRuntimeTest {
     }
 
     @Test
+    void aSandboxCannotWritePastItsDiskSizeAndKeepsRunning() throws IOException {
+        String id = newId();
+        ids.add(id);
+        SandboxInstance sandbox = runtime.start(new SandboxSpec(id, "base", new Resources(1, 256, 64),
+                NetworkPolicy.OPEN));
+        EnvdClient envd = new EnvdClient(sandbox);
+
+        long totalMB = Long.parseLong(envd.run("df -m --output=size / | tail -1").stdout().strip());
+        assertThat(totalMB).as("df inside shows about the disk size").isBetween(48L, 64L);
+        EnvdClient.Result filling = envd.run("dd if=/dev/zero of=/home/user/big bs=1M count=100 2>&1");
+        assertThat(filling.exitCode()).isNotZero();
+        assertThat(filling.stdout()).contains("No space left on device");
+
+        assertThat(envd.health()).isEqualTo(204);
+        assertThat(envd.run("rm /home/user/big && echo fine > /home/user/small && cat /home/user/small").stdout())
+                .isEqualTo("fine\n");
+        Path disk = dataDir.resolve("sandboxes/" + id + "/disk.img");
+        assertThat(Files.size(disk)).as("the host holds a file of the disk size").isEqualTo(64L << 20);
+
+        String tooSmall = newId();
+        assertThatThrownBy(() -> runtime.start(new SandboxSpec(tooSmall, "base", new Resources(1, 256, 8),
+                NetworkPolicy.OPEN))).isInstanceOf(RuntimeFailure.class).hasMessageContaining("diskSizeMB must be at least 16");
+        assertThat(dataDir.resolve("sandboxes/" + tooSmall)).doesNotExist();
+    }
+
+    @Test
     void envdThatCannotStartFailsTheStartWithItsConsoleAndLeavesNothing() throws IOException {
         // A separate cache: the template is shared by a symlink, the bundle with a broken "envd" is built apart.
         Path cache = Files.createTempDirectory("capsule-oci-cache");
@@ -352,7 +446,7 @@ public class OciRuntimeTest {
                     .isInstanceOf(RuntimeFailure.class)
                     .hasMessageContaining("exited before answering /health")
                     .hasMessageContaining("Invalid or corrupt jarfile");
-            assertNothingLeft(dataDir, runcRoot, ids);
+            assertNothingLeft(config, ids);
         } finally {
             Mounts.deleteTree(cache);
         }

@@ -152,7 +152,7 @@ class RuncRuntimeTest {
     void theMemoryLimitKillsTheProcessInsideTheSandbox() {
         ContainerSpec spec = ContainerSpec.of(newId(), template, bundle, List.of("/bin/sh", "-c",
                 "python3 -c 'b = bytearray(512 * 1024 * 1024); print(\"allocated\")'; echo python-exit=$?; sleep 1000"))
-                .withLimits(new ResourceLimits(1, 128, 256));
+                .withLimits(new ResourceLimits(1, 128, 256, 64));
         Sandbox sandbox = runtime.start(spec);
 
         String log = awaitLog(sandbox, "python-exit=");
@@ -169,7 +169,7 @@ class RuncRuntimeTest {
         ContainerSpec spec = ContainerSpec.of(newId(), template, bundle, List.of("/bin/sh", "-c",
                 "echo bombing; python3 -c 'import os, time\nwhile True:\n    try: os.fork()\n"
                         + "    except OSError: time.sleep(0.05)'"))
-                .withLimits(new ResourceLimits(1, 256, pidsMax));
+                .withLimits(new ResourceLimits(1, 256, pidsMax, 64));
         Sandbox sandbox = runtime.start(spec);
         awaitLog(sandbox, "bombing");
 

@@ -54,7 +54,7 @@ class WarmPoolTest {
         runtime.discover().forEach(sandbox -> ids.add(sandbox.sandboxId()));
         runtime.removeOrphans(Set.of());
         runtime.close();
-        OciRuntimeTest.assertNothingLeft(dataDir, runcRoot, ids);
+        OciRuntimeTest.assertNothingLeft(runtime.config(), ids);
         Mounts.deleteTree(dataDir);
         Mounts.deleteTree(runcRoot);
     }

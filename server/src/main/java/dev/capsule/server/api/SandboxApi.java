@@ -45,6 +45,7 @@ public final class SandboxApi {
     private final ApiKeys apiKeys;
     private final ExecutorService workers;
     private final String domain;
+    private final List<java.util.function.Consumer<Router>> extensions = new ArrayList<>();
 
     public SandboxApi(SandboxLifecycle lifecycle, ApiKeys apiKeys, ExecutorService workers, String domain) {
         this.lifecycle = lifecycle;
@@ -53,13 +54,28 @@ public final class SandboxApi {
         this.domain = domain;
     }
 
+    /**
+     * Adds endpoints from another class (events, metrics, logs...): they are served behind the same body limit
+     * and API-key check, ahead of this class's own routes (so {@code /sandboxes/metrics} is not read as a sandbox
+     * id) and of the 404 fallback.
+     */
+    public SandboxApi with(java.util.function.Consumer<Router> routes) {
+        extensions.add(routes);
+        return this;
+    }
+
     public Router router(Vertx vertx) {
         Router r = Router.router(vertx);
-        // The header says how pause keeps memory on this host (e.g. "freeze": frozen in RAM, no CRIU checkpoint).
+        // E2B's /health is a bodiless 204; the header says how pause keeps memory on this host (e.g. "freeze":
+        // frozen in RAM, no CRIU checkpoint), and /health/details says it with the reason, as JSON.
         r.get("/health").handler(ctx -> ctx.response().setStatusCode(204)
                 .putHeader("Capsule-Pause-Mode", lifecycle.pauseMode()).end());
+        r.get("/health/details").handler(ctx -> send(ctx, Reply.json(200, new JsonObject().put("status", "ok")
+                .put("runtime", lifecycle.runtimeName()).put("pauseMode", lifecycle.pauseMode())
+                .put("pauseModeReason", lifecycle.pauseModeReason()))));
         r.route().handler(BodyHandler.create(false).setBodyLimit(MAX_BODY_BYTES));
         r.route().handler(this::authenticate);
+        extensions.forEach(e -> e.accept(r));
         r.post("/sandboxes").handler(ctx -> create(ctx, false));
         r.post("/v2/sandboxes").handler(ctx -> create(ctx, true));
         r.get("/v2/sandboxes").handler(this::list);
@@ -76,6 +92,7 @@ public final class SandboxApi {
         r.post("/sandboxes/:id/resume").handler(this::resumeDeprecated);
         r.post("/sandboxes/:id/timeout").handler(this::setTimeout);
         r.post("/sandboxes/:id/refreshes").handler(this::refresh);
+        new SnapshotApi(this, lifecycle, domain).routes(r);
         r.route().last().handler(ctx -> send(ctx, Reply.error(404, "no endpoint " + ctx.request().method() + " "
                 + ctx.request().path() + "; see the E2B API reference for the sandbox endpoints")));
         r.route().failureHandler(this::failure);
@@ -124,8 +141,9 @@ public final class SandboxApi {
             if (resume && !Boolean.TRUE.equals(autoPause)) {
                 throw Bodies.bad("autoResume needs autoPause: true (a sandbox that is killed at its timeout cannot be resumed)");
             }
-            if (Boolean.TRUE.equals(autoPause) && Boolean.FALSE.equals(autoPauseMemory)) {
-                throw new ApiError(400, SandboxLifecycle.filesystemOnlyRefused().getMessage());
+            if (resume && Boolean.FALSE.equals(autoPauseMemory)) {
+                throw Bodies.bad("autoResume cannot be combined with autoPauseMemory: false, as in E2B (a filesystem-only"
+                        + " pause is meant to be resumed with Sandbox.connect()); drop one of the two");
             }
             Boolean internet = Bodies.optionalBoolean(body, "allow_internet_access");
             JsonObject network = Bodies.optionalObject(body, "network");
@@ -151,7 +169,7 @@ public final class SandboxApi {
         try {
             Long seconds = Bodies.optionalInteger(body, "timeout");
             if (seconds == null && !v2) throw Bodies.bad("'timeout' (seconds) is required, e.g. {\"timeout\": 300}");
-            timeout = seconds == null ? lifecycle.defaultTimeout() : Duration.ofSeconds(seconds);
+            timeout = seconds == null ? null : Duration.ofSeconds(seconds); // null: the sandbox's own timeout
             memory = !Boolean.FALSE.equals(Bodies.optionalBoolean(body, "memory"));
         } catch (ApiError e) {
             send(ctx, Reply.error(e.status, e.getMessage()));
@@ -184,18 +202,17 @@ public final class SandboxApi {
         JsonObject body = jsonBody(ctx, false);
         if (body == null) return;
         Duration timeout;
+        boolean memory;
         try {
             Long seconds = Bodies.optionalInteger(body, "timeout");
             timeout = Duration.ofSeconds(seconds == null ? 15 : seconds);
             Bodies.optionalBoolean(body, "autoPause"); // accepted for compatibility; the create request's setting stays
-            if (Boolean.FALSE.equals(Bodies.optionalBoolean(body, "memory"))) {
-                throw new ApiError(400, SandboxLifecycle.filesystemOnlyRefused().getMessage());
-            }
+            memory = !Boolean.FALSE.equals(Bodies.optionalBoolean(body, "memory"));
         } catch (ApiError e) {
             send(ctx, Reply.error(e.status, e.getMessage()));
             return;
         }
-        run(ctx, () -> Reply.json(201, SandboxJson.sandbox(lifecycle.resume(ctx.pathParam("id"), timeout), domain)));
+        run(ctx, () -> Reply.json(201, SandboxJson.sandbox(lifecycle.resume(ctx.pathParam("id"), timeout, memory), domain)));
     }
 
     private void setTimeout(RoutingContext ctx) {
@@ -243,24 +260,7 @@ public final class SandboxApi {
                 case "desc" -> false;
                 default -> throw Bodies.bad("'order' must be asc or desc, got '" + q.get("order") + "'");
             };
-            int limit = 100;
-            if (q.get("limit") != null) {
-                try {
-                    limit = Integer.parseInt(q.get("limit"));
-                } catch (NumberFormatException e) {
-                    limit = -1;
-                }
-                if (limit < 1 || limit > 100) throw Bodies.bad("'limit' must be a whole number from 1 to 100, got '" + q.get("limit") + "'");
-            }
-            SandboxQuery.Cursor after = null;
-            if (q.get("nextToken") != null && !q.get("nextToken").isEmpty()) {
-                try {
-                    after = SandboxQuery.Cursor.decode(q.get("nextToken"));
-                } catch (RuntimeException e) {
-                    throw Bodies.bad("'nextToken' is not a token this server issued; pass the X-Next-Token header of the previous page");
-                }
-            }
-            query = new SandboxQuery(states, parseMetadata(q.get("metadata")), asc, after, limit);
+            query = new SandboxQuery(states, parseMetadata(q.get("metadata")), asc, nextToken(q), pageLimit(q));
         } catch (ApiError e) {
             send(ctx, Reply.error(e.status, e.getMessage()));
             return;
@@ -311,6 +311,29 @@ public final class SandboxApi {
         return states.isEmpty() ? EnumSet.of(SandboxState.RUNNING, SandboxState.PAUSED) : states;
     }
 
+    /** The {@code limit} query parameter of a paginated list: 1 to 100, default 100. */
+    static int pageLimit(MultiMap q) {
+        if (q.get("limit") == null) return 100;
+        int limit;
+        try {
+            limit = Integer.parseInt(q.get("limit"));
+        } catch (NumberFormatException e) {
+            limit = -1;
+        }
+        if (limit < 1 || limit > 100) throw Bodies.bad("'limit' must be a whole number from 1 to 100, got '" + q.get("limit") + "'");
+        return limit;
+    }
+
+    /** The {@code nextToken} query parameter: the cursor of the previous page's {@code X-Next-Token}, or null. */
+    static SandboxQuery.Cursor nextToken(MultiMap q) {
+        if (q.get("nextToken") == null || q.get("nextToken").isEmpty()) return null;
+        try {
+            return SandboxQuery.Cursor.decode(q.get("nextToken"));
+        } catch (RuntimeException e) {
+            throw Bodies.bad("'nextToken' is not a token this server issued; pass the X-Next-Token header of the previous page");
+        }
+    }
+
     /**
      * The SDK URL-encodes {@code k=v&k2=v2} (each key and value encoded) and then encodes that again as the query
      * value. The router has undone the outer encoding, so split on {@code &} and {@code =} and decode each part;
@@ -336,7 +359,7 @@ public final class SandboxApi {
     // ---- plumbing ----
 
     /** The body as a JSON object, an empty object when absent and optional; answers 400 and returns null otherwise. */
-    private JsonObject jsonBody(RoutingContext ctx, boolean required) {
+    JsonObject jsonBody(RoutingContext ctx, boolean required) {
         var body = ctx.body() == null ? null : ctx.body().buffer();
         if (body == null || body.length() == 0) {
             if (!required) return new JsonObject();
@@ -355,7 +378,7 @@ public final class SandboxApi {
     }
 
     /** Runs lifecycle work on a virtual thread and answers on the request's context. */
-    private void run(RoutingContext ctx, Callable<Reply> work) {
+    void run(RoutingContext ctx, Callable<Reply> work) {
         Context vc = Vertx.currentContext();
         workers.execute(() -> {
             Reply reply;
@@ -387,6 +410,7 @@ public final class SandboxApi {
             case LifecycleException.InvalidRequest x -> 400;
             case LifecycleException.SandboxNotFound x -> 404;
             case LifecycleException.TemplateNotFound x -> 404;
+            case LifecycleException.SnapshotNotFound x -> 404;
             case LifecycleException.Conflict x -> 409;
             case LifecycleException.DriverFailure x -> 500;
             default -> 500;
@@ -408,7 +432,7 @@ public final class SandboxApi {
         }
     }
 
-    private static void send(RoutingContext ctx, Reply reply) {
+    static void send(RoutingContext ctx, Reply reply) {
         var response = ctx.response();
         if (response.ended()) return;
         response.setStatusCode(reply.status());

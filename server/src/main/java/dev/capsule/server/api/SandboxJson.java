@@ -43,8 +43,14 @@ final class SandboxJson {
                 .put("volumeMounts", new JsonArray());
     }
 
+    /**
+     * {@code SandboxDetail}, plus Capsule's {@code memoryKept} (SDKs ignore fields they do not know): false while the
+     * sandbox is paused without its memory, and after a resume or restart that cold-booted it (its processes
+     * started afresh from its files); true otherwise.
+     */
     static JsonObject detail(SandboxRecord s, String domain) {
         JsonObject o = listed(s)
+                .put("memoryKept", s.memoryKept())
                 .put("envdAccessToken", s.envdAccessToken())
                 .put("allowInternetAccess", s.allowInternetAccess())
                 .put("domain", domain)

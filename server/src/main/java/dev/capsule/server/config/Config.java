@@ -20,7 +20,8 @@ public record Config(
         String databasePassword,
         Duration defaultTimeout,
         Duration maxTimeout,
-        int warmPoolSize) {
+        int warmPoolSize,
+        ObservabilityConfig observability) {
 
     public Config {
         if (port < 0 || port > 65535) {

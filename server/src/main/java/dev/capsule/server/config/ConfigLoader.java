@@ -45,6 +45,12 @@ public final class ConfigLoader {
         d.put("default_timeout", "300");
         d.put("max_timeout", "3600");
         d.put("warm_pool_size", "2");
+        d.put("metrics_interval", "5s");
+        d.put("metrics_retention", "24h");
+        d.put("logs_retention", "24h");
+        d.put("events_retention", "7d");
+        d.put("log_format", "json");
+        d.put("metrics_endpoint", "public");
         return Map.copyOf(d);
     }
 
@@ -85,7 +91,10 @@ public final class ConfigLoader {
                 values.get("database_password").text(),
                 values.get("default_timeout").duration(),
                 values.get("max_timeout").duration(),
-                values.get("warm_pool_size").integer());
+                values.get("warm_pool_size").integer(),
+                new ObservabilityConfig(values.get("metrics_interval").duration(), values.get("metrics_retention").duration(),
+                        values.get("logs_retention").duration(), values.get("events_retention").duration(),
+                        values.get("log_format").nonEmpty(), values.get("metrics_endpoint").nonEmpty()));
     }
 
     private static Map<String, String> parseFlags(List<String> args) {
@@ -153,16 +162,17 @@ public final class ConfigLoader {
             }
         }
 
-        /** Seconds as a plain number, or with a unit: 90s, 5m, 24h. */
+        /** Seconds as a plain number, or with a unit: 90s, 5m, 24h, 7d. */
         Duration duration() {
             String t = text.strip().toLowerCase(Locale.ROOT);
             try {
+                if (t.endsWith("d")) return Duration.ofDays(Long.parseLong(t.substring(0, t.length() - 1)));
                 if (t.endsWith("h")) return Duration.ofHours(Long.parseLong(t.substring(0, t.length() - 1)));
                 if (t.endsWith("m")) return Duration.ofMinutes(Long.parseLong(t.substring(0, t.length() - 1)));
                 if (t.endsWith("s")) return Duration.ofSeconds(Long.parseLong(t.substring(0, t.length() - 1)));
                 return Duration.ofSeconds(Long.parseLong(t));
             } catch (NumberFormatException e) {
-                throw new ConfigException(origin + " is '" + text + "', not a duration; use seconds (300) or 90s, 5m, 24h");
+                throw new ConfigException(origin + " is '" + text + "', not a duration; use seconds (300) or 90s, 5m, 24h, 7d");
             }
         }
     }

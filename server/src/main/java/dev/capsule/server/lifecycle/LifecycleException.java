@@ -31,6 +31,14 @@ public sealed class LifecycleException extends RuntimeException {
         }
     }
 
+    /** No snapshot with that id or name (404). */
+    public static final class SnapshotNotFound extends LifecycleException {
+        public SnapshotNotFound(String ref) {
+            super("snapshot '" + ref + "' not found: it was deleted or never existed; list snapshots with"
+                    + " GET /snapshots (Sandbox.listSnapshots())", null);
+        }
+    }
+
     /** The sandbox is in a state that does not allow this (409). */
     public static final class Conflict extends LifecycleException {
         public Conflict(String message) {

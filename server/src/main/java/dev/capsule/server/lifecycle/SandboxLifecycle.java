@@ -1,41 +1,58 @@
 package dev.capsule.server.lifecycle;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.capsule.runtime.NetworkPolicy;
+import dev.capsule.runtime.Resumed;
 import dev.capsule.runtime.RuntimeFailure;
 import dev.capsule.runtime.SandboxInstance;
 import dev.capsule.runtime.SandboxIds;
 import dev.capsule.runtime.SandboxRuntime;
 import dev.capsule.runtime.SandboxSpec;
+import dev.capsule.runtime.SnapshotLayer;
+import dev.capsule.runtime.UnknownTemplate;
 import dev.capsule.runtime.pool.WarmPool;
+import dev.capsule.server.events.SandboxEvents;
+import dev.capsule.server.logging.LogContext;
 import dev.capsule.server.lifecycle.LifecycleException.Conflict;
 import dev.capsule.server.lifecycle.LifecycleException.DriverFailure;
 import dev.capsule.server.lifecycle.LifecycleException.InvalidRequest;
 import dev.capsule.server.lifecycle.LifecycleException.SandboxNotFound;
+import dev.capsule.server.lifecycle.LifecycleException.SnapshotNotFound;
 import dev.capsule.server.lifecycle.LifecycleException.TemplateNotFound;
 import dev.capsule.server.store.SandboxQuery;
 import dev.capsule.server.store.SandboxRecord;
 import dev.capsule.server.store.SandboxState;
+import dev.capsule.server.store.SnapshotRecord;
 import dev.capsule.server.store.Store;
 import dev.capsule.server.store.TemplateRecord;
+import java.io.IOException;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
+import java.util.regex.Pattern;
 
 /**
  * The one owner of every sandbox's state machine: creating → running ⇄ paused → killed (row gone). Every transition — create, connect, timeout changes, kill, expiry, restart recovery — runs
@@ -44,8 +61,10 @@ import java.util.function.Supplier;
  * and deletes its row. Also keeps the gateway's route cache coherent, because only this class changes a route.
  *
  * <p>A paused sandbox has no timer: paused time does not count against its timeout, and resuming gives it a fresh
- * one. The driver pauses first and the row follows, so a crash in between leaves a row that restart recovery
- * makes the host agree with ({@link #recover()}).
+ * one. It is paused with its memory (frozen, resumes where it stopped) or without (only its files kept: resuming
+ * cold-boots it and sends envd's {@code /init} again, and its info and events say its memory was not kept). The
+ * driver pauses first and the row follows, so a crash in between leaves a row that restart recovery makes the host
+ * agree with ({@link #recover()}). Snapshots and forks are taken under the source's lock too.
  *
  * <p>All methods block (store, driver, envd): call them from virtual threads.
  */
@@ -53,6 +72,7 @@ public final class SandboxLifecycle implements AutoCloseable {
 
     private static final System.Logger LOG = System.getLogger(SandboxLifecycle.class.getName());
     private static final SecureRandom RANDOM = new SecureRandom();
+    private static final ObjectMapper JSON = new ObjectMapper();
     /** The user envd runs commands as when a request names none, as in E2B's base template. */
     public static final String DEFAULT_USER = "user";
     /** How long a failed expiry waits before it tries again. */
@@ -64,6 +84,7 @@ public final class SandboxLifecycle implements AutoCloseable {
     private final Clock clock;
     private final Duration defaultTimeout;
     private final Duration maxTimeout;
+    private final SandboxEvents events;
     private final ConcurrentHashMap<String, ReentrantLock> locks = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<String, Route> routes = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<String, ScheduledFuture<?>> timers = new ConcurrentHashMap<>();
@@ -74,6 +95,13 @@ public final class SandboxLifecycle implements AutoCloseable {
 
     public SandboxLifecycle(Store store, SandboxRuntime runtime, EnvdClient envd, Clock clock,
                             Duration defaultTimeout, Duration maxTimeout) {
+        this(store, runtime, envd, clock, defaultTimeout, maxTimeout, new SandboxEvents(store, clock));
+    }
+
+    /** With the server's events component, which also feeds webhooks, sandbox logs and metrics. */
+    public SandboxLifecycle(Store store, SandboxRuntime runtime, EnvdClient envd, Clock clock,
+                            Duration defaultTimeout, Duration maxTimeout, SandboxEvents events) {
+        this.events = events;
         this.store = store;
         this.runtime = runtime;
         this.envd = envd;
@@ -90,10 +118,6 @@ public final class SandboxLifecycle implements AutoCloseable {
         this.pool = pool;
     }
 
-    public Duration defaultTimeout() {
-        return defaultTimeout;
-    }
-
     public Duration maxTimeout() {
         return maxTimeout;
     }
@@ -101,26 +125,36 @@ public final class SandboxLifecycle implements AutoCloseable {
     // ---- transitions ----
 
     /**
-     * Creates a sandbox and returns it running, with envd initialised. On any failure nothing is left: the driver
-     * destroys what it started, the row is deleted, and {@link DriverFailure} says what went wrong.
+     * Creates a sandbox from a template or a snapshot (by id or name, with or without {@code :default}) and returns
+     * it running, with envd initialised. On any failure nothing is left: the driver destroys what it started, the
+     * row is deleted, and {@link DriverFailure} says what went wrong.
      */
     public SandboxRecord create(CreateRequest request) {
         TemplateRecord template = store.findTemplate(request.templateRef())
                 .orElseThrow(() -> new TemplateNotFound(request.templateRef()));
-        Duration timeout = request.timeout() == null ? defaultTimeout : checkTimeout(request.timeout());
-        // A pooled sandbox is already running under its own id, which becomes this sandbox's id. If the server
-        // dies before the row below exists, recovery destroys it as an orphan.
-        WarmPool warm = pool;
-        Optional<SandboxInstance> pooled = warm == null || !template.resources().equals(warm.resources(template.id()))
-                ? Optional.empty() : warm.take(template.id());
-        String id = pooled.map(SandboxInstance::sandboxId).orElseGet(SandboxIds::newId);
-        String token = newToken();
         String alias = template.aliases().contains(request.templateRef()) ? request.templateRef()
                 : template.aliases().isEmpty() ? null : template.aliases().getFirst();
+        return createFrom(template, template.id(), alias, request);
+    }
+
+    /**
+     * Starts a sandbox from {@code source} (a template or snapshot) and records it as made from {@code templateId}
+     * / {@code alias} (the same, except for forks, which report their source's template).
+     */
+    private SandboxRecord createFrom(TemplateRecord source, String templateId, String alias, CreateRequest request) {
+        long began = System.nanoTime();
+        Duration timeout = request.timeout() == null ? defaultTimeout : checkTimeout(request.timeout());
+        // A pooled sandbox is already running under its own id, which becomes this sandbox's id. If the server
+        // dies before the row below exists, recovery destroys it as an orphan. Snapshots have no pool.
+        WarmPool warm = pool;
+        Optional<SandboxInstance> pooled = warm == null || !source.resources().equals(warm.resources(source.id()))
+                ? Optional.empty() : warm.take(source.id());
+        String id = pooled.map(SandboxInstance::sandboxId).orElseGet(SandboxIds::newId);
+        String token = newToken();
         Instant now = clock.instant();
-        var record = new SandboxRecord(id, template.id(), alias, SandboxState.CREATING, now, now.plus(timeout),
-                template.resources(), request.metadata(), request.envVars(), token, request.allowInternetAccess(),
-                request.network(), request.lifecycle(), null, runtime.name());
+        var record = new SandboxRecord(id, templateId, alias, SandboxState.CREATING, now, now.plus(timeout),
+                source.resources(), request.metadata(), request.envVars(), token, request.allowInternetAccess(),
+                request.network(), request.lifecycle(), null, runtime.name(), timeout, true);
         return locked(id, () -> {
             Instant endAt;
             String address;
@@ -135,7 +169,7 @@ public final class SandboxLifecycle implements AutoCloseable {
                         runtime.applyNetworkPolicy(id, request.policy());
                     }
                 } else {
-                    instance = runtime.start(new SandboxSpec(id, template.id(), template.resources(), request.policy()));
+                    instance = runtime.start(new SandboxSpec(id, source.id(), source.resources(), request.policy()));
                 }
                 envd.init(instance.address(), SandboxInstance.ENVD_PORT, request.envVars(), token, DEFAULT_USER);
                 endAt = clock.instant().plus(timeout);
@@ -146,6 +180,8 @@ public final class SandboxLifecycle implements AutoCloseable {
                 if (inserted || pooled.isPresent()) {
                     abandon(id);
                 }
+                // e.g. a snapshot deleted between its lookup and this start
+                if (e instanceof UnknownTemplate) throw new TemplateNotFound(request.templateRef());
                 String cause = e instanceof RuntimeFailure ? e.getMessage() : e.getClass().getSimpleName() + ": " + e.getMessage();
                 throw new DriverFailure("could not start a sandbox from template '" + request.templateRef() + "': "
                         + cause + "; nothing was left behind, try again or check the server log", e);
@@ -153,6 +189,7 @@ public final class SandboxLifecycle implements AutoCloseable {
             routes.put(id, new Route(id, SandboxState.RUNNING, instance.address(), request.lifecycle().autoResume()));
             arm(id, endAt);
             event(id, "sandbox.lifecycle.created", null);
+            events.transitionTook("create", began);
             return record.withState(SandboxState.RUNNING).withAddress(address).withEndAt(endAt);
         });
     }
@@ -177,25 +214,19 @@ public final class SandboxLifecycle implements AutoCloseable {
 
     /**
      * Connects to a sandbox: a paused one is resumed with a fresh timeout of {@code timeout}; a running one has its
-     * timeout extended (never shortened) to at least now + {@code timeout}.
+     * timeout extended (never shortened) to at least now + {@code timeout}. A null {@code timeout} means the
+     * sandbox's own, the one it was created with. {@code memory} false (SDK {@code onResume: 'reboot'}) resumes a
+     * paused sandbox by cold boot even if its memory was kept.
      */
-    public Connected connect(String id, Duration timeout) {
-        return connect(id, timeout, true);
-    }
-
-    /** As {@link #connect(String, Duration)}; {@code memory} false (resume by cold boot) is refused for paused ones. */
     public Connected connect(String id, Duration timeout, boolean memory) {
-        checkTimeout(timeout);
+        if (timeout != null) checkTimeout(timeout);
         return locked(id, () -> {
             SandboxRecord s = find(id);
+            Duration t = timeout == null ? ownTimeout(s) : timeout;
             if (s.state() == SandboxState.PAUSED) {
-                if (!memory) {
-                    throw new InvalidRequest("resuming by cold boot (memory: false / onResume: 'reboot') is not"
-                            + " supported by this server yet; connect without it to resume with memory");
-                }
-                return new Connected(resumeLocked(s, timeout), true);
+                return new Connected(resumeLocked(s, clock.instant().plus(t), memory), true);
             }
-            Instant wanted = clock.instant().plus(timeout);
+            Instant wanted = clock.instant().plus(t);
             if (wanted.isAfter(s.endAt())) {
                 s = setEnd(s, wanted);
             }
@@ -204,50 +235,56 @@ public final class SandboxLifecycle implements AutoCloseable {
     }
 
     /**
-     * Pauses a running sandbox, keeping its memory (the driver's {@link SandboxRuntime#pauseMode()}), after making
-     * its files durable; its timer stops. {@code memory} false (filesystem only) is refused for now.
+     * Pauses a running sandbox after making its files durable; its timer stops. With {@code memory} its processes
+     * are kept (the driver's {@link SandboxRuntime#pauseMode()}); without, only its files are, and resuming it
+     * cold-boots it.
      *
      * @throws Conflict it is already paused
      */
     public void pause(String id, boolean memory) {
-        if (!memory) throw filesystemOnlyRefused();
         locked(id, () -> {
             SandboxRecord s = find(id);
             if (s.state() == SandboxState.PAUSED) {
                 throw new Conflict("sandbox '" + id + "' is already paused; resume it with Sandbox.connect()");
             }
-            return pauseLocked(s);
+            return pauseLocked(s, memory);
         });
     }
 
     /**
-     * Resumes a paused sandbox (the deprecated {@code POST /sandboxes/{id}/resume}) with a fresh timeout.
+     * Resumes a paused sandbox (the deprecated {@code POST /sandboxes/{id}/resume}) with a fresh timeout;
+     * {@code memory} false cold-boots it.
      *
      * @throws Conflict it is running
      */
-    public SandboxRecord resume(String id, Duration timeout) {
+    public SandboxRecord resume(String id, Duration timeout, boolean memory) {
         checkTimeout(timeout);
         return locked(id, () -> {
             SandboxRecord s = find(id);
             if (s.state() != SandboxState.PAUSED) {
                 throw new Conflict("sandbox '" + id + "' is already running; connect to it with Sandbox.connect()");
             }
-            return resumeLocked(s, timeout);
+            return resumeLocked(s, clock.instant().plus(timeout), memory);
         });
     }
 
     /**
      * For gateway traffic to a paused sandbox: resumes it when it was created with {@code autoResume}, with a fresh
-     * default timeout. Returns its route afterwards (still paused without autoResume); empty if it is gone.
+     * timeout of its own (the one it was created with); one paused without memory is cold-booted. Returns its route
+     * afterwards (still paused without autoResume); empty if it is gone. Ids with no row take no lock, so traffic
+     * for made-up ids leaves nothing behind.
      */
     public Optional<Route> wakeForTraffic(String id) {
-        if (!isSandboxId(id)) return Optional.empty();
+        if (!isSandboxId(id) || store.findSandbox(id).isEmpty()) return Optional.empty();
         return locked(id, () -> {
             Optional<SandboxRecord> found = store.findSandbox(id).filter(s -> s.state() != SandboxState.CREATING);
-            if (found.isEmpty()) return Optional.empty();
+            if (found.isEmpty()) {
+                dropLockIfGone(id);
+                return Optional.empty();
+            }
             SandboxRecord s = found.get();
             if (s.state() == SandboxState.PAUSED && s.lifecycle().autoResume()) {
-                s = resumeLocked(s, defaultTimeout);
+                s = resumeLocked(s, clock.instant().plus(ownTimeout(s)), true);
             }
             return Optional.of(routeOf(s));
         });
@@ -258,9 +295,14 @@ public final class SandboxLifecycle implements AutoCloseable {
         return runtime.pauseMode();
     }
 
-    public static InvalidRequest filesystemOnlyRefused() {
-        return new InvalidRequest("pausing without memory (memory: false / keepMemory: false / autoPauseMemory: false)"
-                + " is not supported by this server yet; pause with memory (the default)");
+    /** Why the pause mode is what it is on this host, in a sentence. */
+    public String pauseModeReason() {
+        return runtime.pauseModeReason();
+    }
+
+    /** The runtime driver's name ({@code oci}, {@code microvm}). */
+    public String runtimeName() {
+        return runtime.name();
     }
 
     /**
@@ -272,52 +314,120 @@ public final class SandboxLifecycle implements AutoCloseable {
         arm(s.id(), s.endAt().isAfter(retry) ? s.endAt() : retry);
     }
 
-    private SandboxRecord pauseLocked(SandboxRecord s) {
+    private SandboxRecord pauseLocked(SandboxRecord s, boolean keepMemory) {
+        long began = System.nanoTime();
         cancelTimer(s.id());
         // Routed as paused before the freeze, so no new request is sent into a sandbox that is freezing.
-        routes.put(s.id(), new Route(s.id(), SandboxState.PAUSED, parseAddress(s.address()), s.lifecycle().autoResume()));
+        routes.put(s.id(), routeOf(s.withState(SandboxState.PAUSED)));
         try {
-            runtime.pause(s.id(), true);
+            runtime.pause(s.id(), keepMemory);
         } catch (RuntimeException e) {
             routes.put(s.id(), routeOf(s));
             rearmAfterFailure(s);
             throw new DriverFailure("could not pause sandbox '" + s.id() + "': " + e.getMessage()
                     + "; it is still running, retry the pause or check the server log", e);
         }
+        // Without memory its network was released: the address may go to another sandbox.
+        SandboxRecord paused = s.withState(SandboxState.PAUSED).withMemoryKept(keepMemory)
+                .withAddress(keepMemory ? s.address() : null);
         try {
-            store.updateSandbox(s.id(), SandboxState.PAUSED, s.address(), s.endAt());
+            store.updateSandbox(s.id(), SandboxState.PAUSED, paused.address(), s.endAt(), keepMemory);
         } catch (RuntimeException e) {
             try {
-                runtime.resume(s.id());
-            } catch (RuntimeException thaw) {
-                e.addSuppressed(thaw);
+                Resumed back = runtime.resume(s.id());
+                if (!back.memoryKept()) initEnvd(s, back.instance());
+                routes.put(s.id(), routeOf(s.withAddress(back.instance().address().getHostAddress())));
+            } catch (Exception | Error undo) {
+                e.addSuppressed(undo);
             }
-            routes.put(s.id(), routeOf(s));
             rearmAfterFailure(s);
             throw e;
         }
-        event(s.id(), "sandbox.lifecycle.paused", null);
-        return s.withState(SandboxState.PAUSED);
+        routes.put(s.id(), routeOf(paused));
+        event(s.id(), "sandbox.lifecycle.paused", memoryKept(keepMemory));
+        events.transitionTook("pause", began);
+        return paused;
     }
 
-    private SandboxRecord resumeLocked(SandboxRecord s, Duration timeout) {
+    /**
+     * Resumes a paused sandbox until {@code endAt}. {@code keepMemory} false on one whose memory was kept stops it
+     * first, so that it cold-boots. After a cold boot envd gets its {@code /init} again (env vars, token, user) and
+     * the sandbox's new address is stored and routed. On failure it stays paused (the row unchanged but for the
+     * memory it lost) and {@link DriverFailure} says why; if the store cannot record it running, it is paused again
+     * and the store's error is thrown, as {@link #pauseLocked} does the other way round.
+     */
+    private SandboxRecord resumeLocked(SandboxRecord s, Instant endAt, boolean keepMemory) {
+        if (!keepMemory && s.memoryKept()) {
+            try {
+                runtime.pause(s.id(), false);
+            } catch (RuntimeException e) {
+                throw new DriverFailure("could not drop the memory of sandbox '" + s.id() + "' to reboot it: "
+                        + e.getMessage() + "; it stays paused with its memory, connect without memory: false or retry", e);
+            }
+            s = s.withMemoryKept(false).withAddress(null);
+            store.updateSandbox(s.id(), SandboxState.PAUSED, null, s.endAt(), false);
+            routes.put(s.id(), routeOf(s));
+        }
+        long began = System.nanoTime();
+        Resumed resumed;
         try {
-            runtime.resume(s.id());
+            resumed = runtime.resume(s.id());
         } catch (RuntimeException e) {
             throw new DriverFailure("could not resume sandbox '" + s.id() + "': " + e.getMessage()
                     + "; it stays paused, retry or kill it", e);
         }
-        Instant endAt = clock.instant().plus(timeout);
-        store.updateSandbox(s.id(), SandboxState.RUNNING, s.address(), endAt);
-        SandboxRecord running = s.withState(SandboxState.RUNNING).withEndAt(endAt);
+        if (!resumed.memoryKept()) {
+            try {
+                initEnvd(s, resumed.instance());
+            } catch (Exception | Error e) {
+                if (e instanceof InterruptedException) Thread.currentThread().interrupt();
+                try {
+                    runtime.pause(s.id(), false);
+                } catch (RuntimeException stop) {
+                    e.addSuppressed(stop);
+                }
+                throw new DriverFailure("sandbox '" + s.id() + "' was cold-booted but its envd did not take /init ("
+                        + e.getMessage() + "); it stays paused, retry or kill it", e);
+            }
+        }
+        String address = resumed.instance().address().getHostAddress();
+        try {
+            store.updateSandbox(s.id(), SandboxState.RUNNING, address, endAt, resumed.memoryKept());
+        } catch (RuntimeException e) {
+            try {
+                runtime.pause(s.id(), resumed.memoryKept());
+            } catch (RuntimeException pause) {
+                e.addSuppressed(pause);
+            }
+            throw e;
+        }
+        SandboxRecord running = s.withState(SandboxState.RUNNING).withAddress(address).withEndAt(endAt)
+                .withMemoryKept(resumed.memoryKept());
         routes.put(s.id(), routeOf(running));
         arm(s.id(), endAt);
-        event(s.id(), "sandbox.lifecycle.resumed", null);
+        event(s.id(), "sandbox.lifecycle.resumed", memoryKept(resumed.memoryKept()));
+        events.transitionTook("resume", began);
         return running;
     }
 
+    /** envd's {@code /init} after a cold boot: the same env vars, token and user as at create. */
+    private void initEnvd(SandboxRecord s, SandboxInstance instance) throws IOException, InterruptedException {
+        envd.init(instance.address(), SandboxInstance.ENVD_PORT, s.envVars(), s.envdAccessToken(), DEFAULT_USER);
+    }
+
+    /** Event data saying whether a pause or resume kept the sandbox's memory. */
+    private static String memoryKept(boolean kept) {
+        return "{\"memory_kept\":" + kept + "}";
+    }
+
     private static Route routeOf(SandboxRecord s) {
-        return new Route(s.id(), s.state(), parseAddress(s.address()), s.lifecycle().autoResume());
+        return new Route(s.id(), s.state(), s.address() == null ? null : parseAddress(s.address()), s.lifecycle().autoResume());
+    }
+
+    /** The sandbox's own timeout (from its create), at most the server's maximum; the default for older rows. */
+    private Duration ownTimeout(SandboxRecord s) {
+        if (s.timeout() == null) return defaultTimeout;
+        return s.timeout().compareTo(maxTimeout) > 0 ? maxTimeout : s.timeout();
     }
 
     /** Sets the sandbox's end to now + {@code timeout}; this may shorten it. */
@@ -353,6 +463,7 @@ public final class SandboxLifecycle implements AutoCloseable {
     private void killLocked(SandboxRecord s) {
         routes.remove(s.id());
         cancelTimer(s.id());
+        events.beforeDestroy(s.id()); // its console goes with it: the sandbox's log keeps what it said
         try {
             runtime.destroy(s.id());
         } catch (RuntimeFailure e) {
@@ -362,7 +473,190 @@ public final class SandboxLifecycle implements AutoCloseable {
         }
         store.deleteSandbox(s.id());
         event(s.id(), "sandbox.lifecycle.killed", null);
-        locks.remove(s.id());
+        dropLockIfGone(s.id());
+    }
+
+    // ---- snapshots and forks ----
+
+    /** Most forks one call makes, as E2B allows. */
+    public static final int MAX_FORKS = 100;
+    /** Forks started at once: each start is a driver start plus an envd boot, CPU-bound on a small host. */
+    private static final int FORK_PARALLELISM = 4;
+    /** Snapshot names: E2B's template names, {@code [namespace/]name} of lowercase letters, digits, {@code . _ -}. */
+    private static final Pattern SNAPSHOT_NAME = Pattern.compile(
+            "[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?(?:/[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?)?");
+
+    /**
+     * Snapshots a sandbox's files (and memory where the driver can) as a template that sandboxes can be created
+     * from. A running sandbox is paused briefly and keeps running; a paused one stays paused. A {@code name}
+     * already used by a snapshot moves to this one, and the old snapshot is deleted (sandboxes created from it keep
+     * running).
+     *
+     * @throws InvalidRequest the name is malformed
+     * @throws Conflict       the name belongs to a template that is not a snapshot
+     */
+    public SnapshotRecord snapshot(String sandboxId, String name) {
+        if (name != null && (name.length() > 128 || !SNAPSHOT_NAME.matcher(name).matches())) {
+            throw new InvalidRequest("snapshot name '" + name + "' is not valid: use at most 128 lowercase letters,"
+                    + " digits, '.', '_' and '-' (starting and ending with a letter or digit), optionally after one"
+                    + " 'namespace/', e.g. 'my-snapshot'");
+        }
+        return locked(sandboxId, () -> {
+            SandboxRecord s = find(sandboxId);
+            if (name != null && store.templateKind(name).filter(k -> !k.equals(Store.SNAPSHOT)).isPresent()) {
+                throw new Conflict("the name '" + name + "' belongs to a template; choose another snapshot name");
+            }
+            return takeSnapshot(s, name, Store.SNAPSHOT);
+        });
+    }
+
+    /** Stores a snapshot of {@code s} (under its lock): row first (not ready), driver, then the row ready. */
+    private SnapshotRecord takeSnapshot(SandboxRecord s, String name, String kind) {
+        String snapshotId = SandboxIds.newId();
+        Instant now = clock.instant();
+        store.insertSnapshot(snapshotId, kind, s.id(), s.resources(), now);
+        SnapshotLayer layer;
+        try {
+            layer = runtime.snapshot(s.id(), snapshotId);
+        } catch (RuntimeException e) {
+            discardSnapshot(snapshotId);
+            throw new DriverFailure("could not snapshot sandbox '" + s.id() + "': " + e.getMessage() + "; the sandbox is "
+                    + s.state().wire() + " as before, retry or check the server log", e);
+        }
+        Optional<String> replaced;
+        try {
+            replaced = store.finishSnapshot(snapshotId, layer.sizeBytes(), name);
+        } catch (RuntimeException e) {
+            discardSnapshot(snapshotId);
+            if (e instanceof IllegalArgumentException) throw new Conflict(e.getMessage() + "; choose another snapshot name");
+            throw e;
+        }
+        replaced.ifPresent(old -> {
+            try {
+                runtime.deleteSnapshot(old);
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.WARNING, "deleting the files of snapshot " + old + ", replaced by " + snapshotId
+                        + " under the name '" + name + "', failed; they stay on disk", e);
+            }
+        });
+        event(s.id(), "sandbox.lifecycle.checkpointed", "{\"snapshot_id\":\"" + snapshotId + "\"}");
+        return new SnapshotRecord(snapshotId, name, s.id(), now, layer.sizeBytes());
+    }
+
+    /** Deletes a snapshot's files and row, logging (not throwing) failures: for clean-ups. */
+    private void discardSnapshot(String snapshotId) {
+        try {
+            runtime.deleteSnapshot(snapshotId);
+            store.deleteTemplate(snapshotId);
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.WARNING, "discarding snapshot " + snapshotId + " failed; the next start retries", e);
+        }
+    }
+
+    /** One page of snapshots, newest first; {@code sandboxId} and {@code name} filter when not null. */
+    public SnapshotRecord.Page listSnapshots(String sandboxId, String name, SandboxQuery.Cursor after, int limit) {
+        return store.listSnapshots(sandboxId, name, after, limit);
+    }
+
+    /**
+     * Deletes a snapshot named by its snapshot id, template id or name. Sandboxes created from it keep running.
+     *
+     * @throws SnapshotNotFound there is no such snapshot (also for the second of two deletes)
+     * @throws InvalidRequest   {@code ref} names a template that is not a snapshot
+     */
+    public void deleteSnapshot(String ref) {
+        SnapshotRecord snapshot = store.findSnapshot(ref).orElseThrow(() -> store.templateKind(ref).isPresent()
+                ? new InvalidRequest("'" + ref + "' is a template, not a snapshot; only snapshots can be deleted")
+                : new SnapshotNotFound(ref));
+        try {
+            runtime.deleteSnapshot(snapshot.id());
+        } catch (RuntimeException e) {
+            throw new DriverFailure("could not delete the files of snapshot '" + ref + "': " + e.getMessage()
+                    + "; it is still there, retry the delete", e);
+        }
+        if (!store.deleteTemplate(snapshot.id())) throw new SnapshotNotFound(ref);
+    }
+
+    /** One fork's outcome: its sandbox, or why it could not be started. */
+    public record ForkResult(SandboxRecord sandbox, LifecycleException error) {}
+
+    /**
+     * Forks a sandbox {@code count} times: snapshots it once (internally, never listed), creates the forks from
+     * that snapshot, then deletes it (the forks keep its files). Each fork gets the source's files, metadata, env
+     * vars, network settings and lifecycle, a new id and token, and {@code timeout} (null: the server default).
+     * Where the driver keeps no memory in snapshots (oci), forks start their processes afresh. The source keeps
+     * its id, state and expiry. Each fork succeeds or fails on its own.
+     */
+    public List<ForkResult> fork(String id, Duration timeout, int count) {
+        if (count < 1 || count > MAX_FORKS) {
+            throw new InvalidRequest("'count' must be between 1 and " + MAX_FORKS + ", got " + count);
+        }
+        if (timeout != null) checkTimeout(timeout);
+        SandboxRecord[] source = new SandboxRecord[1];
+        SnapshotRecord snapshot = locked(id, () -> {
+            source[0] = find(id);
+            return takeSnapshot(source[0], null, Store.FORK_SNAPSHOT);
+        });
+        SandboxRecord s = source[0];
+        try {
+            var template = new TemplateRecord(snapshot.id(), List.of(), s.resources());
+            var request = new CreateRequest(snapshot.id(), timeout, s.metadata(), s.envVars(), s.allowInternetAccess(),
+                    s.network(), policyOf(s), s.lifecycle());
+            var gate = new Semaphore(FORK_PARALLELISM);
+            List<Future<ForkResult>> started = new ArrayList<>();
+            try (var forks = Executors.newVirtualThreadPerTaskExecutor()) {
+                for (int i = 0; i < count; i++) {
+                    started.add(forks.submit(() -> {
+                        gate.acquire();
+                        try {
+                            return new ForkResult(createFrom(template, s.templateId(), s.alias(), request), null);
+                        } catch (LifecycleException e) {
+                            return new ForkResult(null, e);
+                        } finally {
+                            gate.release();
+                        }
+                    }));
+                }
+            }
+            List<ForkResult> results = new ArrayList<>();
+            for (Future<ForkResult> f : started) {
+                try {
+                    results.add(f.get());
+                } catch (ExecutionException e) {
+                    results.add(new ForkResult(null, new DriverFailure("could not start a fork of sandbox '" + id
+                            + "': " + e.getCause() + "; see the server log", e.getCause())));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while forking sandbox " + id, e);
+                }
+            }
+            return results;
+        } finally {
+            discardSnapshot(snapshot.id());
+        }
+    }
+
+    /** The egress policy a sandbox was created with, from its stored request fields. */
+    private static NetworkPolicy policyOf(SandboxRecord s) {
+        List<String> allowOut = List.of();
+        List<String> denyOut = List.of();
+        if (s.network() != null) {
+            try {
+                JsonNode network = JSON.readTree(s.network());
+                allowOut = strings(network.get("allowOut"));
+                denyOut = strings(network.get("denyOut"));
+            } catch (IOException e) {
+                throw new IllegalStateException("the stored network settings of sandbox " + s.id() + " are not JSON", e);
+            }
+        }
+        return new NetworkPolicy(!Boolean.FALSE.equals(s.allowInternetAccess()), allowOut, denyOut);
+    }
+
+    private static List<String> strings(JsonNode array) {
+        if (array == null || !array.isArray()) return List.of();
+        List<String> out = new ArrayList<>();
+        array.forEach(n -> out.add(n.asText()));
+        return out;
     }
 
     // ---- reads ----
@@ -387,19 +681,26 @@ public final class SandboxLifecycle implements AutoCloseable {
         return routes.get(id);
     }
 
-    /** The sandbox's route, from the cache or the store (blocking); empty when there is no such sandbox. */
+    /**
+     * The sandbox's route, from the cache or the store (blocking); empty when there is no such sandbox. Ids with no
+     * row take no lock, so unauthenticated traffic for made-up ids leaves nothing behind.
+     */
     public Optional<Route> route(String id) {
         Route cached = routes.get(id);
         if (cached != null) return Optional.of(cached);
-        if (!isSandboxId(id)) return Optional.empty();
+        if (!isSandboxId(id) || store.findSandbox(id).isEmpty()) return Optional.empty();
         // Under the lock, so a route read just before a kill cannot be cached after it.
-        return locked(id, () -> store.findSandbox(id)
-                .filter(s -> s.state() != SandboxState.CREATING && s.address() != null)
-                .map(s -> {
-                    Route r = routeOf(s);
-                    routes.put(id, r);
-                    return r;
-                }));
+        return locked(id, () -> {
+            Optional<Route> route = store.findSandbox(id)
+                    .filter(s -> s.state() != SandboxState.CREATING)
+                    .map(s -> {
+                        Route r = routeOf(s);
+                        routes.put(id, r);
+                        return r;
+                    });
+            if (route.isEmpty()) dropLockIfGone(id);
+            return route;
+        });
     }
 
     private SandboxRecord find(String id) {
@@ -445,7 +746,7 @@ public final class SandboxLifecycle implements AutoCloseable {
                     return null;
                 }
                 if (s.lifecycle().pauseOnTimeout()) {
-                    pauseLocked(s);
+                    pauseLocked(s, s.lifecycle().autoPauseMemory());
                 } else {
                     killLocked(s);
                 }
@@ -461,13 +762,19 @@ public final class SandboxLifecycle implements AutoCloseable {
     // ---- restart ----
 
     /**
-     * Reconciles the store with what the driver finds on the host after a (re)start: running sandboxes it knows are
-     * adopted (route cached, timer re-armed, address refreshed); rows whose sandbox is gone, or that were left
-     * half-created, are deleted; sandboxes on the host without a row are destroyed. Rows of another driver are left
-     * alone. Paused sandboxes are adopted as paused (no timer). Where a crash interrupted a pause or a resume, the
-     * host is made to match the row (the last state a caller was told): a row running over a frozen sandbox thaws
-     * it, a paused row over a running sandbox freezes it. A paused row whose sandbox is gone from the host (its
-     * memory lost, e.g. by a reboot) is kept: its files may remain, and kill removes it.
+     * Reconciles the store with what the driver finds on the host after a (re)start, making the host match each
+     * row (the last state a caller was told), and never dropping a sandbox whose files remain:
+     * <ul>
+     * <li>half-created rows are removed with what they started; a row with nothing on the host (no processes, no
+     *     files) is deleted with a {@code killed} event; sandboxes on the host without a row are destroyed;
+     * <li>running row: a running sandbox is adopted (route, timer, address refreshed); a frozen one (interrupted
+     *     pause) is thawed; a stopped one (host reboot, interrupted pause without memory) is cold-booted back to
+     *     running, its memory reported not kept — and if that fails it becomes paused;
+     * <li>paused row: adopted as paused; a running one (interrupted resume) is paused again as the row says; a
+     *     stopped one whose row said memory was kept lost it (host reboot): the row says so, resuming cold-boots.
+     * </ul>
+     * Rows of another driver are left alone. Snapshots a crash left unfinished, and forks' internal snapshots, are
+     * deleted.
      */
     public void recover() {
         Map<String, SandboxInstance> onHost = new HashMap<>();
@@ -477,34 +784,11 @@ public final class SandboxLifecycle implements AutoCloseable {
             if (!s.runtime().equals(runtime.name())) continue;
             known.add(s.id());
             locked(s.id(), () -> {
-                SandboxInstance live = onHost.get(s.id());
-                if (s.state() == SandboxState.CREATING) {
-                    LOG.log(System.Logger.Level.INFO, "removing sandbox " + s.id() + " left half-created by a previous run");
-                    abandon(s.id());
-                } else if (s.state() == SandboxState.RUNNING && live == null) {
-                    LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " is gone from the host; removing its row");
-                    store.deleteSandbox(s.id());
-                    event(s.id(), "sandbox.lifecycle.killed", null);
-                } else if (s.state() == SandboxState.PAUSED && live == null) {
-                    LOG.log(System.Logger.Level.WARNING, "paused sandbox " + s.id() + " is gone from the host (its"
-                            + " memory was not kept); keeping its row, resuming it will fail until cold resume exists");
-                } else {
-                    try {
-                        if (s.state() == SandboxState.RUNNING && live.paused()) {
-                            LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " was left frozen by an interrupted pause; thawing it");
-                            runtime.resume(s.id());
-                        } else if (s.state() == SandboxState.PAUSED && !live.paused()) {
-                            LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " was left running by an interrupted resume; pausing it");
-                            runtime.pause(s.id(), true);
-                        }
-                    } catch (RuntimeException e) {
-                        LOG.log(System.Logger.Level.WARNING, "could not bring sandbox " + s.id() + " to its recorded state "
-                                + s.state().wire(), e);
-                    }
-                    String address = live.address().getHostAddress();
-                    if (!address.equals(s.address())) store.updateSandbox(s.id(), s.state(), address, s.endAt());
-                    routes.put(s.id(), new Route(s.id(), s.state(), live.address(), s.lifecycle().autoResume()));
-                    if (s.state() == SandboxState.RUNNING) arm(s.id(), s.endAt()); // an end time already past fires at once
+                try {
+                    recoverLocked(s, onHost.get(s.id()));
+                } catch (RuntimeException e) {
+                    LOG.log(System.Logger.Level.WARNING, "could not bring sandbox " + s.id() + " to its recorded state "
+                            + s.state().wire() + "; it is left as it is", e);
                 }
                 return null;
             });
@@ -518,6 +802,118 @@ public final class SandboxLifecycle implements AutoCloseable {
                 LOG.log(System.Logger.Level.WARNING, "destroying orphan sandbox " + orphan + " failed", e);
             }
         }
+        for (String snapshot : store.unfinishedSnapshots()) {
+            LOG.log(System.Logger.Level.INFO, "deleting snapshot " + snapshot + " left unfinished or unused by a previous run");
+            discardSnapshot(snapshot);
+        }
+    }
+
+    private void recoverLocked(SandboxRecord s, SandboxInstance live) {
+        if (s.state() == SandboxState.CREATING) {
+            LOG.log(System.Logger.Level.INFO, "removing sandbox " + s.id() + " left half-created by a previous run");
+            abandon(s.id());
+            dropLockIfGone(s.id());
+            return;
+        }
+        if (live == null) {
+            LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " (" + s.state().wire() + ") is gone from the host,"
+                    + " files included; removing its row");
+            store.deleteSandbox(s.id());
+            event(s.id(), "sandbox.lifecycle.killed", null);
+            dropLockIfGone(s.id());
+            return;
+        }
+        if (s.state() == SandboxState.RUNNING) {
+            recoverRunning(s, live);
+        } else {
+            recoverPaused(s, live);
+        }
+    }
+
+    private void recoverRunning(SandboxRecord s, SandboxInstance live) {
+        switch (live.state()) {
+            case RUNNING -> adoptRunning(s, live);
+            case FROZEN -> {
+                LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " was left frozen by an interrupted pause; thawing it");
+                Resumed thawed;
+                try {
+                    thawed = runtime.resume(s.id());
+                } catch (RuntimeException e) {
+                    LOG.log(System.Logger.Level.WARNING, "thawing sandbox " + s.id() + " failed; recording it as paused"
+                            + " with its memory", e);
+                    markPaused(s, live.address(), true);
+                    return;
+                }
+                if (thawed.memoryKept()) {
+                    adoptRunning(s, thawed.instance());
+                } else {
+                    coldBootRunning(s.withMemoryKept(false));
+                }
+            }
+            case STOPPED -> coldBootRunning(s);
+        }
+    }
+
+    /**
+     * A running row whose processes are gone but whose files remain: cold-boots it with its end time, memory not
+     * kept (getInfo and the {@code resumed} event say so); if that fails the row becomes paused, resumable later.
+     */
+    private void coldBootRunning(SandboxRecord s) {
+        LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " was running but its processes are gone (host reboot"
+                + " or interrupted pause); cold-booting it from its files, its memory was not kept");
+        SandboxRecord stopped = s.withState(SandboxState.PAUSED).withMemoryKept(false).withAddress(null);
+        try {
+            resumeLocked(stopped, s.endAt(), false);
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.WARNING, "cold-booting sandbox " + s.id() + " failed; recording it as paused"
+                    + " (without memory), connect to retry", e);
+            markPaused(s, null, false);
+        }
+    }
+
+    private void adoptRunning(SandboxRecord s, SandboxInstance live) {
+        String address = live.address().getHostAddress();
+        if (!address.equals(s.address())) store.updateSandbox(s.id(), SandboxState.RUNNING, address, s.endAt(), s.memoryKept());
+        routes.put(s.id(), routeOf(s.withAddress(address)));
+        arm(s.id(), s.endAt()); // an end time already past fires at once
+    }
+
+    private void markPaused(SandboxRecord s, InetAddress address, boolean memoryKept) {
+        SandboxRecord paused = s.withState(SandboxState.PAUSED).withMemoryKept(memoryKept)
+                .withAddress(address == null ? null : address.getHostAddress());
+        store.updateSandbox(s.id(), SandboxState.PAUSED, paused.address(), s.endAt(), memoryKept);
+        routes.put(s.id(), routeOf(paused));
+        event(s.id(), "sandbox.lifecycle.paused", memoryKept(memoryKept));
+    }
+
+    private void recoverPaused(SandboxRecord s, SandboxInstance live) {
+        boolean kept = s.memoryKept();
+        switch (live.state()) {
+            case RUNNING -> {
+                LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " was left running by an interrupted resume; pausing it"
+                        + (kept ? "" : " without memory, as it was"));
+                runtime.pause(s.id(), kept);
+            }
+            case FROZEN -> {
+                if (!kept) {
+                    LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " was left frozen by an interrupted pause"
+                            + " without memory; stopping it");
+                    runtime.pause(s.id(), false);
+                }
+            }
+            case STOPPED -> {
+                if (kept) {
+                    LOG.log(System.Logger.Level.WARNING, "paused sandbox " + s.id() + " lost its memory (host reboot);"
+                            + " its files are kept and resuming it cold-boots it");
+                    kept = false;
+                }
+            }
+        }
+        String address = kept && live.address() != null ? live.address().getHostAddress() : null;
+        if (kept != s.memoryKept() || !java.util.Objects.equals(address, s.address())) {
+            store.updateSandbox(s.id(), SandboxState.PAUSED, address, s.endAt(), kept);
+        }
+        routes.put(s.id(), routeOf(s.withMemoryKept(kept).withAddress(address)));
     }
 
     // ---- helpers ----
@@ -526,15 +922,31 @@ public final class SandboxLifecycle implements AutoCloseable {
         ReentrantLock lock = locks.computeIfAbsent(id, k -> new ReentrantLock());
         lock.lock();
         try {
-            return work.get();
+            return LogContext.forSandbox(id, work); // the server's log lines name the sandbox
+        } catch (SandboxNotFound e) {
+            dropLockIfGone(id); // an unknown id named once must not keep a lock forever
+            throw e;
         } finally {
             lock.unlock();
         }
     }
 
+    /**
+     * Forgets the lock of a sandbox that has no row (any more), if the calling thread holds it. A thread already
+     * waiting for it still gets it and then finds no row, as it would have anyway.
+     */
+    private void dropLockIfGone(String id) {
+        locks.computeIfPresent(id, (k, lock) -> lock.isHeldByCurrentThread() ? null : lock);
+    }
+
+    /** How many sandbox locks exist (tests: unknown ids must not leave any). */
+    int lockCount() {
+        return locks.size();
+    }
+
     private void event(String id, String type, String data) {
         try {
-            store.addEvent(id, type, data);
+            events.record(id, type, data);
         } catch (RuntimeException e) {
             LOG.log(System.Logger.Level.WARNING, "recording event " + type + " of " + id + " failed", e);
         }

@@ -18,7 +18,10 @@ public record SandboxQuery(Set<SandboxState> states, Map<String, String> metadat
         if (limit < 1) throw new IllegalArgumentException("limit must be >= 1");
     }
 
-    /** A position in the (started_at, id) order; opaque to clients as base64url text. */
+    /**
+     * A position in the (started_at, id) order of sandboxes — or the (created_at, id) order of snapshots, which
+     * page the same way; opaque to clients as base64url text.
+     */
     public record Cursor(Instant startedAt, String id) {
 
         public String encode() {

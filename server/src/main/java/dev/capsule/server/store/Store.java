@@ -14,7 +14,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.UUID;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.stream.Stream;
 import org.flywaydb.core.Flyway;
@@ -109,7 +108,8 @@ public final class Store implements AutoCloseable {
         }
     }
 
-    private <T> T read(java.util.function.Function<Handle, T> work) {
+    /** Runs {@code work} with a handle for reads (no transaction, no writer lock). */
+    public <T> T read(java.util.function.Function<Handle, T> work) {
         return jdbi.withHandle(work::apply);
     }
 
@@ -119,9 +119,10 @@ public final class Store implements AutoCloseable {
         write(h -> h.createUpdate("""
                 INSERT INTO sandboxes (id, template_id, alias, state, started_at, end_at, cpu_count, memory_mb,
                   disk_size_mb, metadata, env_vars, envd_access_token, allow_internet_access, network, on_timeout,
-                  auto_resume, auto_pause_memory, address, runtime)
+                  auto_resume, auto_pause_memory, address, runtime, timeout_ms, memory_kept)
                 VALUES (:id, :templateId, :alias, :state, :startedAt, :endAt, :cpu, :mem, :disk, :metadata, :envVars,
-                  :token, :internet, :network, :onTimeout, :autoResume, :autoPauseMemory, :address, :runtime)""")
+                  :token, :internet, :network, :onTimeout, :autoResume, :autoPauseMemory, :address, :runtime,
+                  :timeoutMs, :memoryKept)""")
                 .bind("id", s.id()).bind("templateId", s.templateId()).bind("alias", s.alias())
                 .bind("state", s.state().wire()).bind("startedAt", s.startedAt().toEpochMilli())
                 .bind("endAt", s.endAt().toEpochMilli()).bind("cpu", s.resources().cpuCount())
@@ -131,6 +132,7 @@ public final class Store implements AutoCloseable {
                 .bind("network", s.network()).bind("onTimeout", s.lifecycle().onTimeout())
                 .bind("autoResume", s.lifecycle().autoResume()).bind("autoPauseMemory", s.lifecycle().autoPauseMemory())
                 .bind("address", s.address()).bind("runtime", s.runtime())
+                .bind("timeoutMs", s.timeout() == null ? null : s.timeout().toMillis()).bind("memoryKept", s.memoryKept())
                 .execute());
     }
 
@@ -144,6 +146,15 @@ public final class Store implements AutoCloseable {
         return write(h -> h.createUpdate("UPDATE sandboxes SET state = :state, address = :address, end_at = :endAt WHERE id = :id")
                 .bind("id", id).bind("state", state.wire()).bind("address", address).bind("endAt", endAt.toEpochMilli())
                 .execute()) == 1;
+    }
+
+    /** As {@link #updateSandbox(String, SandboxState, String, Instant)}, also setting whether memory was kept. */
+    public boolean updateSandbox(String id, SandboxState state, String address, Instant endAt, boolean memoryKept) {
+        return write(h -> h.createUpdate("""
+                UPDATE sandboxes SET state = :state, address = :address, end_at = :endAt, memory_kept = :kept
+                WHERE id = :id""")
+                .bind("id", id).bind("state", state.wire()).bind("address", address).bind("endAt", endAt.toEpochMilli())
+                .bind("kept", memoryKept).execute()) == 1;
     }
 
     public boolean deleteSandbox(String id) {
@@ -205,19 +216,30 @@ public final class Store implements AutoCloseable {
                 secrets.open(rs.getString("envd_access_token")), internet, rs.getString("network"),
                 new SandboxRecord.Lifecycle("pause".equals(rs.getString("on_timeout")),
                         rs.getBoolean("auto_pause_memory"), rs.getBoolean("auto_resume")),
-                rs.getString("address"), rs.getString("runtime"));
+                rs.getString("address"), rs.getString("runtime"),
+                rs.getObject("timeout_ms") == null ? null : java.time.Duration.ofMillis(rs.getLong("timeout_ms")),
+                rs.getBoolean("memory_kept"));
     }
 
     // ---- templates ----
 
-    /** The template with this id or alias; a {@code :tag} suffix is accepted and only {@code default} exists yet. */
+    /**
+     * The template or snapshot with this id or alias (a snapshot's name); a {@code :tag} suffix is accepted and only
+     * {@code default} exists. Snapshots still being stored and the internal snapshots of forks are not found.
+     */
     public Optional<TemplateRecord> findTemplate(String ref) {
-        String name = ref.endsWith(":default") ? ref.substring(0, ref.length() - ":default".length()) : ref;
+        String name = untagged(ref);
         return read(h -> h.createQuery("""
-                SELECT t.id FROM templates t WHERE t.id = :n
-                UNION SELECT a.template_id FROM template_aliases a WHERE a.alias = :n""")
-                .bind("n", name).mapTo(String.class).findFirst()
+                SELECT t.id FROM templates t WHERE t.ready = :ready AND t.kind <> 'fork' AND t.id IN (
+                  SELECT id FROM templates WHERE id = :n UNION SELECT template_id FROM template_aliases WHERE alias = :n)""")
+                .bind("n", name).bind("ready", true).mapTo(String.class).findFirst()
                 .map(id -> template(h, id)));
+    }
+
+    /** {@code ref} without its {@code :default} tag. */
+    private static String untagged(String ref) {
+        String tag = ":" + SnapshotRecord.TAG;
+        return ref.endsWith(tag) ? ref.substring(0, ref.length() - tag.length()) : ref;
     }
 
     private TemplateRecord template(Handle h, String id) {
@@ -242,6 +264,124 @@ public final class Store implements AutoCloseable {
             }
             return null;
         });
+    }
+
+    // ---- snapshots ----
+
+    /** {@code templates.kind} of a snapshot a user made (listed, deletable) and of a fork's internal one. */
+    public static final String SNAPSHOT = "snapshot", FORK_SNAPSHOT = "fork";
+
+    /**
+     * Records a snapshot the driver is about to store, not ready: it is neither found nor listed until
+     * {@link #finishSnapshot}, and restart recovery deletes it if that never happens ({@link #unfinishedSnapshots}).
+     */
+    public void insertSnapshot(String id, String kind, String sourceSandboxId, Resources resources, Instant createdAt) {
+        write(h -> h.createUpdate("""
+                INSERT INTO templates (id, cpu_count, memory_mb, disk_size_mb, created_at, kind, ready, source_sandbox_id)
+                VALUES (:id, :c, :m, :d, :at, :kind, :ready, :source)""")
+                .bind("id", id).bind("c", resources.cpuCount()).bind("m", resources.memoryMB())
+                .bind("d", resources.diskSizeMB()).bind("at", createdAt.toEpochMilli()).bind("kind", kind)
+                .bind("ready", false).bind("source", sourceSandboxId).execute());
+    }
+
+    /**
+     * Marks a stored snapshot ready with its size and gives it {@code name} (null: none). A snapshot that had that
+     * name loses it together with its row, in the same transaction, so the name never names nothing; its id is
+     * returned so the caller deletes its files.
+     *
+     * @throws IllegalArgumentException the name is a template's that is not a snapshot (nothing changed)
+     */
+    public Optional<String> finishSnapshot(String id, long sizeBytes, String name) {
+        return write(h -> {
+            Optional<String> replaced = Optional.empty();
+            if (name != null) {
+                var holder = h.createQuery("""
+                        SELECT t.id, t.kind FROM templates t WHERE t.id = :n
+                        UNION SELECT t.id, t.kind FROM templates t JOIN template_aliases a ON a.template_id = t.id
+                        WHERE a.alias = :n""")
+                        .bind("n", name).map((rs, c) -> new String[] {rs.getString(1), rs.getString(2)}).list();
+                for (String[] row : holder) {
+                    if (!SNAPSHOT.equals(row[1]) || row[0].equals(name)) {
+                        throw new IllegalArgumentException("the name '" + name + "' is taken by template '" + row[0] + "'");
+                    }
+                    deleteTemplateRow(h, row[0]);
+                    replaced = Optional.of(row[0]);
+                }
+                h.createUpdate("INSERT INTO template_aliases (alias, template_id) VALUES (:a, :id)")
+                        .bind("a", name).bind("id", id).execute();
+            }
+            h.createUpdate("UPDATE templates SET ready = :ready, size_bytes = :size WHERE id = :id")
+                    .bind("ready", true).bind("size", sizeBytes).bind("id", id).execute();
+            return replaced;
+        });
+    }
+
+    /** The kind ({@code template}, {@code snapshot}...) of the ready template that {@code ref} names by id or alias. */
+    public Optional<String> templateKind(String ref) {
+        String name = untagged(ref);
+        return read(h -> h.createQuery("""
+                SELECT t.kind FROM templates t WHERE t.ready = :ready AND t.id IN (
+                  SELECT id FROM templates WHERE id = :n UNION SELECT template_id FROM template_aliases WHERE alias = :n)""")
+                .bind("n", name).bind("ready", true).mapTo(String.class).findFirst());
+    }
+
+    /** The ready snapshot (not a fork's) that {@code ref} names: its id, name or either with {@code :default}. */
+    public Optional<SnapshotRecord> findSnapshot(String ref) {
+        String name = untagged(ref);
+        return read(h -> h.createQuery(SNAPSHOT_COLUMNS + """
+                WHERE t.kind = :kind AND t.ready = :ready AND t.id IN (
+                  SELECT id FROM templates WHERE id = :n UNION SELECT template_id FROM template_aliases WHERE alias = :n)""")
+                .bind("n", name).bind("kind", SNAPSHOT).bind("ready", true).map(Store::snapshot).findFirst());
+    }
+
+    /**
+     * One page of ready snapshots (not forks' internal ones), newest first, optionally only those taken from
+     * {@code sourceSandboxId} or named {@code name} (with or without {@code :default}).
+     */
+    public SnapshotRecord.Page listSnapshots(String sourceSandboxId, String name, SandboxQuery.Cursor after, int limit) {
+        if (limit < 1) throw new IllegalArgumentException("limit must be >= 1");
+        String where = "WHERE t.kind = :kind AND t.ready = :ready"
+                + (sourceSandboxId == null ? "" : " AND t.source_sandbox_id = :source")
+                + (name == null ? "" : " AND a.alias = :name")
+                + (after == null ? "" : " AND (t.created_at < :t OR (t.created_at = :t AND t.id < :cid))");
+        return read(h -> {
+            var query = h.createQuery(SNAPSHOT_COLUMNS + where + " ORDER BY t.created_at DESC, t.id DESC LIMIT :limit")
+                    .bind("kind", SNAPSHOT).bind("ready", true).bind("limit", limit + 1);
+            if (sourceSandboxId != null) query.bind("source", sourceSandboxId);
+            if (name != null) query.bind("name", untagged(name));
+            if (after != null) query.bind("t", after.startedAt().toEpochMilli()).bind("cid", after.id());
+            List<SnapshotRecord> rows = query.map(Store::snapshot).list();
+            if (rows.size() <= limit) return new SnapshotRecord.Page(rows, null);
+            List<SnapshotRecord> page = List.copyOf(rows.subList(0, limit));
+            SnapshotRecord last = page.getLast();
+            return new SnapshotRecord.Page(page, new SandboxQuery.Cursor(last.createdAt(), last.id()));
+        });
+    }
+
+    private static final String SNAPSHOT_COLUMNS = """
+            SELECT t.id, a.alias, t.source_sandbox_id, t.created_at, t.size_bytes
+            FROM templates t LEFT JOIN template_aliases a ON a.template_id = t.id
+            """;
+
+    private static SnapshotRecord snapshot(ResultSet rs, StatementContext ctx) throws SQLException {
+        return new SnapshotRecord(rs.getString(1), rs.getString(2), rs.getString(3), Instant.ofEpochMilli(rs.getLong(4)),
+                rs.getLong(5));
+    }
+
+    /** Ids of snapshots a crash left unfinished, and of forks' internal snapshots (never meant to outlive a call). */
+    public List<String> unfinishedSnapshots() {
+        return read(h -> h.createQuery("SELECT id FROM templates WHERE ready = :ready OR kind = :fork ORDER BY id")
+                .bind("ready", false).bind("fork", FORK_SNAPSHOT).mapTo(String.class).list());
+    }
+
+    /** Deletes a template row and its aliases; false if there was none. */
+    public boolean deleteTemplate(String id) {
+        return write(h -> deleteTemplateRow(h, id));
+    }
+
+    private static boolean deleteTemplateRow(Handle h, String id) {
+        h.createUpdate("DELETE FROM template_aliases WHERE template_id = :id").bind("id", id).execute();
+        return h.createUpdate("DELETE FROM templates WHERE id = :id").bind("id", id).execute() == 1;
     }
 
     // ---- API keys ----
@@ -276,12 +416,6 @@ public final class Store implements AutoCloseable {
     }
 
     // ---- events ----
-
-    public void addEvent(String sandboxId, String type, String dataJson) {
-        write(h -> h.createUpdate("INSERT INTO events (id, sandbox_id, type, data, created_at) VALUES (:id, :s, :t, :d, :at)")
-                .bind("id", UUID.randomUUID().toString()).bind("s", sandboxId).bind("t", type).bind("d", dataJson)
-                .bind("at", System.currentTimeMillis()).execute());
-    }
 
     public List<EventRecord> events(String sandboxId) {
         return read(h -> h.createQuery("SELECT * FROM events WHERE sandbox_id = :s ORDER BY created_at, id").bind("s", sandboxId)

@@ -31,6 +31,30 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void observabilitySettingsHaveDefaultsAndAreChecked() {
+        String file = writeFile("");
+        var o = ConfigLoader.load(List.of(), Map.of("CAPSULE_CONFIG", file)).observability();
+        assertThat(o.metricsInterval()).isEqualTo(Duration.ofSeconds(5));
+        assertThat(o.metricsRetention()).isEqualTo(Duration.ofHours(24));
+        assertThat(o.eventsRetention()).isEqualTo(Duration.ofDays(7));
+        assertThat(o.logFormat()).isEqualTo("json");
+        assertThat(o.metricsEndpoint()).isEqualTo("public");
+        var set = ConfigLoader.load(List.of("--metrics-interval", "1s", "--events-retention", "2d", "--log-format", "text",
+                "--metrics-endpoint", "key"), Map.of("CAPSULE_CONFIG", file, "CAPSULE_LOGS_RETENTION", "90m")).observability();
+        assertThat(set.metricsInterval()).isEqualTo(Duration.ofSeconds(1));
+        assertThat(set.eventsRetention()).isEqualTo(Duration.ofDays(2));
+        assertThat(set.logsRetention()).isEqualTo(Duration.ofMinutes(90));
+        assertThat(set.logFormat()).isEqualTo("text");
+        assertThat(set.metricsEndpoint()).isEqualTo("key");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--metrics-interval", "0"), Map.of("CAPSULE_CONFIG", file)))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("metrics_interval");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--log-format", "xml"), Map.of("CAPSULE_CONFIG", file)))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("json or text");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--metrics-endpoint", "open"), Map.of("CAPSULE_CONFIG", file)))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("public, key or off");
+    }
+
+    @Test
     void flagsBeatEnvironmentBeatsFileBeatsDefaults() {
         String file = writeFile("""
                 # comment

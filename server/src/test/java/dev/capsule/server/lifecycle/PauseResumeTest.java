@@ -128,27 +128,21 @@ class PauseResumeTest {
     }
 
     @Test
-    void unknownSandboxesAndFilesystemOnlyRequestsAreRefusedClearly() {
+    void unknownSandboxesAndMalformedPausesAreRefusedClearly() {
         String unknown = "nosuchsandbox0000001";
         assertThat(s.post("/sandboxes/" + unknown + "/pause", "{}").statusCode()).isEqualTo(404);
         assertThat(s.post("/sandboxes/" + unknown + "/resume", "{}").statusCode()).isEqualTo(404);
         assertThat(s.post("/sandboxes/../pause", "{}").statusCode()).isIn(400, 404);
 
         String id = create("{\"templateID\":\"base\"}");
-        var fsOnly = s.post("/sandboxes/" + id + "/pause", "{\"memory\":false}");
-        assertThat(fsOnly.statusCode()).isEqualTo(400);
-        assertThat(new JsonObject(fsOnly.body()).getString("message")).contains("not supported by this server yet");
         assertThat(s.post("/sandboxes/" + id + "/pause", "{\"memory\":\"yes\"}").statusCode()).isEqualTo(400);
         assertThat(s.post("/sandboxes/" + id + "/pause", "[1]").statusCode()).isEqualTo(400);
         assertThat(state(id)).isEqualTo("running");
-        var create = s.post("/v2/sandboxes", "{\"templateID\":\"base\",\"autoPause\":true,\"autoPauseMemory\":false}");
+        var create = s.post("/v2/sandboxes", "{\"templateID\":\"base\",\"autoPause\":true,\"autoPauseMemory\":false,"
+                + "\"autoResume\":{\"enabled\":true}}");
         assertThat(create.statusCode()).isEqualTo(400);
-
-        assertThat(s.post("/sandboxes/" + id + "/pause", "{}").statusCode()).isEqualTo(204);
-        var reboot = s.post("/v2/sandboxes/" + id + "/connect", "{\"memory\":false}");
-        assertThat(reboot.statusCode()).isEqualTo(400);
-        assertThat(state(id)).isEqualTo("paused");
-        assertThat(runtime.transitions).containsExactly("pause:" + id);
+        assertThat(new JsonObject(create.body()).getString("message")).contains("autoPauseMemory: false");
+        assertThat(runtime.transitions).isEmpty();
     }
 
     @Test
@@ -302,5 +296,11 @@ class PauseResumeTest {
         var health = s.get("/health");
         assertThat(health.statusCode()).isEqualTo(204);
         assertThat(health.headers().firstValue("Capsule-Pause-Mode")).contains("freeze");
+        var details = s.send(HttpRequest.newBuilder(URI.create(s.url("/health/details"))).GET().build());
+        assertThat(details.statusCode()).as("no API key needed").isEqualTo(200);
+        JsonObject body = new JsonObject(details.body());
+        assertThat(body.getString("pauseMode")).isEqualTo("freeze");
+        assertThat(body.getString("pauseModeReason")).isEqualTo(runtime.pauseModeReason());
+        assertThat(body.getString("runtime")).isEqualTo("oci");
     }
 }

@@ -121,9 +121,86 @@ class StoreTest {
         assertThat(s.findApiKey("0123abcd")).hasValueSatisfying(k -> assertThat(k.revoked()).isTrue());
         assertThat(s.hasActiveApiKey()).isFalse();
 
-        s.addEvent("sbx", "sandbox.lifecycle.created", null);
-        s.addEvent("sbx", "sandbox.lifecycle.killed", "{}");
+        var events = new dev.capsule.server.events.SandboxEvents(s, java.time.Clock.systemUTC());
+        events.record("sbx", "sandbox.lifecycle.created", null);
+        events.record("sbx", "sandbox.lifecycle.killed", "{}");
         assertThat(s.events("sbx")).extracting(EventRecord::type).contains("sandbox.lifecycle.created", "sandbox.lifecycle.killed");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"sqlite", "postgres"})
+    void ownTimeoutAndMemoryKeptRoundTrip(String db) {
+        Store s = open(db);
+        var rec = new SandboxRecord("owntimeout0000000001", "base", "base", SandboxState.RUNNING, Instant.ofEpochMilli(1_000),
+                Instant.ofEpochMilli(31_000), new Resources(2, 512, 4096), Map.of(), Map.of(), "t", null, null,
+                SandboxRecord.Lifecycle.KILL, "10.0.0.2", "oci", java.time.Duration.ofSeconds(30), true);
+        s.insertSandbox(rec);
+        assertThat(s.findSandbox(rec.id())).contains(rec);
+        assertThat(s.updateSandbox(rec.id(), SandboxState.PAUSED, null, rec.endAt(), false)).isTrue();
+        assertThat(s.findSandbox(rec.id())).contains(rec.withState(SandboxState.PAUSED).withAddress(null).withMemoryKept(false));
+        // rows written without an own timeout (older servers) read back with none
+        s.insertSandbox(sandbox("oldrow00000000000001", SandboxState.RUNNING, 1, Map.of()));
+        assertThat(s.findSandbox("oldrow00000000000001").orElseThrow().timeout()).isNull();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"sqlite", "postgres"})
+    void snapshotsAreTemplatesWithUniqueNamesPagesAndCleanUp(String db) {
+        Store s = open(db);
+        var res = new Resources(2, 512, 4096);
+        s.insertSnapshot("snap0000000000000001", Store.SNAPSHOT, "src00000000000000001", res, Instant.ofEpochMilli(1_000));
+        assertThat(s.findTemplate("snap0000000000000001")).as("not ready: not found").isEmpty();
+        assertThat(s.listSnapshots(null, null, null, 100).items()).isEmpty();
+        assertThat(s.unfinishedSnapshots()).containsExactly("snap0000000000000001");
+        assertThat(s.finishSnapshot("snap0000000000000001", 123, "team/my-snap")).isEmpty();
+        assertThat(s.unfinishedSnapshots()).isEmpty();
+        assertThat(s.findTemplate("team/my-snap:default")).hasValueSatisfying(t -> assertThat(t.id()).isEqualTo("snap0000000000000001"));
+        assertThat(s.findSnapshot("team/my-snap")).contains(new SnapshotRecord("snap0000000000000001", "team/my-snap",
+                "src00000000000000001", Instant.ofEpochMilli(1_000), 123));
+        assertThat(s.templateKind("team/my-snap:default")).contains(Store.SNAPSHOT);
+        assertThat(s.templateKind("base")).contains("template");
+
+        // the same name again: the new snapshot takes it, the old row goes and its id is returned
+        s.insertSnapshot("snap0000000000000002", Store.SNAPSHOT, "src00000000000000002", res, Instant.ofEpochMilli(2_000));
+        assertThat(s.finishSnapshot("snap0000000000000002", 456, "team/my-snap")).contains("snap0000000000000001");
+        assertThat(s.findSnapshot("team/my-snap:default").orElseThrow().id()).isEqualTo("snap0000000000000002");
+        assertThat(s.findTemplate("snap0000000000000001")).isEmpty();
+        // a template's name is refused and nothing changes
+        s.insertSnapshot("snap0000000000000003", Store.SNAPSHOT, "src00000000000000001", res, Instant.ofEpochMilli(3_000));
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> s.finishSnapshot("snap0000000000000003", 1, "base"))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("base");
+        assertThat(s.findTemplate("base").orElseThrow().id()).isEqualTo("base");
+        assertThat(s.finishSnapshot("snap0000000000000003", 1, null)).isEmpty();
+        // a fork's internal snapshot is found by nothing and cleaned up at start
+        s.insertSnapshot("fork0000000000000001", Store.FORK_SNAPSHOT, "src00000000000000001", res, Instant.ofEpochMilli(4_000));
+        s.finishSnapshot("fork0000000000000001", 1, null);
+        assertThat(s.findTemplate("fork0000000000000001")).isEmpty();
+        assertThat(s.unfinishedSnapshots()).containsExactly("fork0000000000000001");
+
+        for (int i = 0; i < 7; i++) {
+            String id = String.format("page%016d", i);
+            s.insertSnapshot(id, Store.SNAPSHOT, "src00000000000000003", res, Instant.ofEpochMilli(10_000 + i / 2));
+            s.finishSnapshot(id, 1, null);
+        }
+        var seen = new ArrayList<SnapshotRecord>();
+        SandboxQuery.Cursor cursor = null;
+        do {
+            var page = s.listSnapshots(null, null, cursor, 3);
+            assertThat(page.items().size()).isLessThanOrEqualTo(3);
+            seen.addAll(page.items());
+            cursor = page.next() == null ? null : SandboxQuery.Cursor.decode(page.next().encode());
+        } while (cursor != null);
+        assertThat(seen).hasSize(9).extracting(SnapshotRecord::id).doesNotHaveDuplicates().doesNotContain("fork0000000000000001");
+        assertThat(seen).isSortedAccordingTo((a, b) -> b.createdAt().compareTo(a.createdAt()) != 0
+                ? b.createdAt().compareTo(a.createdAt()) : b.id().compareTo(a.id()));
+        assertThat(s.listSnapshots("src00000000000000001", null, null, 100).items()).extracting(SnapshotRecord::id)
+                .containsExactly("snap0000000000000003");
+        assertThat(s.listSnapshots(null, "team/my-snap:default", null, 100).items()).extracting(SnapshotRecord::snapshotId)
+                .containsExactly("team/my-snap:default");
+
+        assertThat(s.deleteTemplate("snap0000000000000002")).isTrue();
+        assertThat(s.deleteTemplate("snap0000000000000002")).isFalse();
+        assertThat(s.findSnapshot("team/my-snap")).isEmpty();
     }
 
     @ParameterizedTest

@@ -1,4 +1,4 @@
-package dev.capsule.runtime.microvm;
+package dev.capsule.runtime.envd;
 
 import dev.capsule.runtime.RuntimeFailure;
 import dev.capsule.runtime.SandboxInstance;
@@ -15,8 +15,11 @@ import java.time.Duration;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 
-/** Waits for a VM's envd to answer {@code GET /health} with 204, as the oci driver waits for a container's. */
-final class EnvdHealth {
+/**
+ * Waiting for a just-started sandbox's envd to answer {@code GET /health} with 204: a container's cold start, a
+ * VM's boot or restore. Every driver waits the same way.
+ */
+public final class EnvdHealth {
 
     private static final long POLL_MILLIS = 10;
 
@@ -24,11 +27,13 @@ final class EnvdHealth {
     }
 
     /**
-     * Polls until envd at {@code address} is healthy; fails early when {@code alive} says the VM is gone, and
-     * after {@code timeout}. {@code log} gives the console's tail for the message.
+     * Polls until envd at {@code address} is healthy; fails early when {@code alive} says the sandbox (its init, its
+     * VM) is gone, and after {@code timeout}. {@code console} gives the console's tail for the message.
+     *
+     * @throws RuntimeFailure the sandbox ended first, or envd did not answer in time
      */
-    static void await(String sandboxId, InetAddress address, Duration timeout, BooleanSupplier alive,
-                      Supplier<String> log) {
+    public static void await(String sandboxId, InetAddress address, Duration timeout, BooleanSupplier alive,
+                             Supplier<String> console) throws InterruptedException {
         InetSocketAddress envd = new InetSocketAddress(address, SandboxInstance.ENVD_PORT);
         long deadline = System.nanoTime() + timeout.toNanos();
         String last = "no answer yet";
@@ -43,14 +48,14 @@ final class EnvdHealth {
                 last = e.getMessage();
             }
             if (!alive.getAsBoolean()) {
-                throw new RuntimeFailure("the VM of sandbox " + sandboxId + " exited before envd answered /health ("
-                        + last + "); console: " + log.get());
+                throw new RuntimeFailure("sandbox " + sandboxId + " ended before envd answered /health (" + last
+                        + "); console log: " + console.get());
             }
             if (System.nanoTime() > deadline) {
                 throw new RuntimeFailure("envd in sandbox " + sandboxId + " did not answer /health at " + envd
-                        + " within " + timeout.toSeconds() + " s (" + last + "); console: " + log.get());
+                        + " within " + timeout.toSeconds() + " s (" + last + "); console log: " + console.get());
             }
-            Qemu.sleep(POLL_MILLIS);
+            Thread.sleep(POLL_MILLIS);
         }
     }
 

@@ -1,4 +1,4 @@
-package dev.capsule.runtime.microvm;
+package dev.capsule.runtime.envd;
 
 import dev.capsule.runtime.SandboxInstance;
 
@@ -13,27 +13,28 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 
 /**
- * Runs envd's common requests in a template snapshot's VM before it is saved, so that every sandbox restored from
- * it starts with their classes loaded and their code compiled: under TCG, a JVM's first request of a kind takes
- * seconds (the server's {@code /init} timed out without this). An empty {@code /init} sets nothing that the
- * server's own {@code /init} does not replace, as for the warm pool's sandboxes.
+ * Runs envd's common requests (an empty {@code /init}, then per round a command, a file written and read back, a
+ * health check) in a fresh sandbox, so its user's first requests find their classes loaded and their code compiled:
+ * a JVM's first request of a kind costs about ten times a later one in a container, and seconds under TCG (the
+ * server's {@code /init} to a VM timed out without this). The warm pool runs it on each sandbox it keeps, the
+ * microvm driver on a template snapshot's VM before it is saved. The empty {@code /init} sets nothing that the
+ * server's own {@code /init} does not replace.
  */
-final class GuestWarmup {
+public final class EnvdWarmup {
 
-    private static final int ROUNDS = 8;
     private static final String BOUNDARY = "capsule-warmup-boundary";
 
-    private GuestWarmup() {
+    private EnvdWarmup() {
     }
 
     /** Sends the requests; each must succeed. Its connections are closed when it returns. */
-    static void run(InetAddress address, Duration timeout) throws IOException {
+    public static void run(InetAddress address, int rounds, Duration timeout) throws IOException {
         String base = "http://" + address.getHostAddress() + ":" + SandboxInstance.ENVD_PORT;
         try (HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(timeout)
                 .build()) {
             expect(http, HttpRequest.newBuilder(URI.create(base + "/init")).timeout(timeout)
                     .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString("{}")), 204);
-            for (int round = 0; round < ROUNDS; round++) {
+            for (int round = 0; round < rounds; round++) {
                 String body = send(http, process(base, "echo warm " + round + "; cat /etc/hostname >/dev/null",
                         timeout), 200);
                 if (!body.contains("\"end\"")) {

@@ -1,0 +1,115 @@
+package dev.capsule.server.api;
+
+import dev.capsule.server.lifecycle.SandboxLifecycle;
+import dev.capsule.server.store.SnapshotRecord;
+import io.vertx.core.MultiMap;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * E2B's snapshot and fork endpoints (E2B-PROTOCOL.md §1.3, §6): {@code POST /sandboxes/{id}/snapshots},
+ * {@code GET /snapshots}, {@code DELETE /templates/{snapshotID}} and {@code POST /sandboxes/{id}/fork}, on the
+ * same router, auth and error handling as {@link SandboxApi}.
+ */
+final class SnapshotApi {
+
+    private final SandboxApi api;
+    private final SandboxLifecycle lifecycle;
+    private final String domain;
+
+    SnapshotApi(SandboxApi api, SandboxLifecycle lifecycle, String domain) {
+        this.api = api;
+        this.lifecycle = lifecycle;
+        this.domain = domain;
+    }
+
+    void routes(Router r) {
+        r.post("/sandboxes/:id/snapshots").handler(this::create);
+        r.get("/snapshots").handler(this::list);
+        // The SDK encodes the whole snapshot id into one segment ('/' as %2F, ':' as %3A); the router decodes it.
+        r.delete("/templates/:templateID").handler(ctx -> api.run(ctx, () -> {
+            lifecycle.deleteSnapshot(ctx.pathParam("templateID"));
+            return SandboxApi.Reply.empty(204);
+        }));
+        r.post("/sandboxes/:id/fork").handler(this::fork);
+    }
+
+    /** E2B's {@code SnapshotInfo}: {@code {snapshotID, names}}. */
+    static JsonObject info(SnapshotRecord s) {
+        return new JsonObject().put("snapshotID", s.snapshotId()).put("names", new JsonArray(s.names()));
+    }
+
+    private void create(RoutingContext ctx) {
+        JsonObject body = api.jsonBody(ctx, false);
+        if (body == null) return;
+        String name;
+        try {
+            Object v = body.getValue("name");
+            if (v != null && !(v instanceof String)) throw Bodies.bad("'name' must be a string, e.g. {\"name\": \"my-snapshot\"}");
+            name = v == null || ((String) v).isEmpty() ? null : (String) v;
+        } catch (ApiError e) {
+            SandboxApi.send(ctx, SandboxApi.Reply.error(e.status, e.getMessage()));
+            return;
+        }
+        api.run(ctx, () -> SandboxApi.Reply.json(201, info(lifecycle.snapshot(ctx.pathParam("id"), name))));
+    }
+
+    private void list(RoutingContext ctx) {
+        MultiMap q = ctx.queryParams();
+        String sandboxId = emptyToNull(q.get("sandboxID"));
+        String name = emptyToNull(q.get("name"));
+        int limit;
+        dev.capsule.server.store.SandboxQuery.Cursor after;
+        try {
+            limit = SandboxApi.pageLimit(q);
+            after = SandboxApi.nextToken(q);
+        } catch (ApiError e) {
+            SandboxApi.send(ctx, SandboxApi.Reply.error(e.status, e.getMessage()));
+            return;
+        }
+        api.run(ctx, () -> {
+            SnapshotRecord.Page page = lifecycle.listSnapshots(sandboxId, name, after, limit);
+            Map<String, String> headers = new LinkedHashMap<>();
+            if (page.next() != null) headers.put("X-Next-Token", page.next().encode());
+            return new SandboxApi.Reply(200, new JsonArray(page.items().stream().map(SnapshotApi::info).toList()), headers);
+        });
+    }
+
+    private void fork(RoutingContext ctx) {
+        JsonObject body = api.jsonBody(ctx, false);
+        if (body == null) return;
+        Duration timeout;
+        int count;
+        try {
+            Long seconds = Bodies.optionalInteger(body, "timeout");
+            Long n = Bodies.optionalInteger(body, "count");
+            if (n != null && (n < 1 || n > SandboxLifecycle.MAX_FORKS)) {
+                throw Bodies.bad("'count' must be between 1 and " + SandboxLifecycle.MAX_FORKS + ", got " + n);
+            }
+            timeout = seconds == null ? null : Duration.ofSeconds(seconds);
+            count = n == null ? 1 : n.intValue();
+        } catch (ApiError e) {
+            SandboxApi.send(ctx, SandboxApi.Reply.error(e.status, e.getMessage()));
+            return;
+        }
+        api.run(ctx, () -> {
+            var results = new JsonArray();
+            for (var fork : lifecycle.fork(ctx.pathParam("id"), timeout, count)) {
+                results.add(fork.sandbox() != null
+                        ? new JsonObject().put("sandbox", SandboxJson.sandbox(fork.sandbox(), domain))
+                        : new JsonObject().put("error", new JsonObject().put("code", SandboxApi.statusOf(fork.error()))
+                                .put("message", fork.error().getMessage())));
+            }
+            return new SandboxApi.Reply(201, results, Map.of());
+        });
+    }
+
+    private static String emptyToNull(String s) {
+        return s == null || s.isEmpty() ? null : s;
+    }
+}
