@@ -21,8 +21,8 @@
 # for tests that restart the server).
 #
 # `stop` fails (exit 1) when something is left behind: a runc container whose bundle is in the data directory, a
-# QEMU process of the data directory (CAPSULE_SERVER_ARGS="--runtime microvm"), a new `capsule-<id>` network
-# namespace, a mount under the data directory, or the nftables table `inet capsule` while no capsule container
+# QEMU process of the data directory (CAPSULE_SERVER_ARGS="--runtime microvm"), a new `capsule-<id>` (or, with
+# several drivers, `capsule_<driver>-<id>`) network namespace, a mount under the data directory, or the nftables table `inet capsule` while no capsule container
 # runs at all.
 #
 # Environment:
@@ -65,7 +65,8 @@ free_port() {
 state_dir() { echo "$STATE_ROOT/capsule-server-tests-$PORT"; }
 health_code() { curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$PORT/health" 2>/dev/null || true; }
 start_time() { sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
-capsule_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^capsule-[a-z0-9]{20}$' | sort || true; }
+# capsule_<driver>-<id>: a driver's share of the network on a server that runs several (--runtimes)
+capsule_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^capsule(_[a-z]+)?-[a-z0-9]{20}$' | sort || true; }
 
 # Starts the server on $PORT with the data directory $STATE/data (made by the caller) and waits for /health.
 launch() {

@@ -106,11 +106,13 @@ else
     e2e_suite "server e2e" "$REPO/target/e2e-server-results.tap" 1800 "$REPO/scripts/server-for-tests.sh" run -- \
       "$REPO"/e2e/control-plane/*.test.mjs
     # The microvm driver under the same SDK: a subset that fits CI's time under TCG (create, commands, files, a
-    # user port through the gateway, pause, a server restart with running and paused sandboxes, resume).
-    log "server e2e (microvm driver): official e2b SDK against bin/capsule server --runtime microvm"
+    # user port through the gateway, pause, a server restart with running and paused sandboxes, resume), on a
+    # server that runs the oci driver beside it, with a container and a VM at once.
+    log "server e2e (microvm driver): official e2b SDK against bin/capsule server --runtime microvm --runtimes oci"
     e2e_suite "server e2e (microvm)" "$REPO/target/e2e-server-microvm-results.tap" 900 \
-      env CAPSULE_SERVER_ARGS="--runtime microvm --warm-pool-size 0 ${CAPSULE_SERVER_ARGS:-}" \
-      "$REPO/scripts/server-for-tests.sh" run -- "$REPO"/e2e/control-plane/zz-restart.test.mjs
+      env CAPSULE_SERVER_ARGS="--runtime microvm --runtimes oci --warm-pool-size 0 ${CAPSULE_SERVER_ARGS:-}" \
+      "$REPO/scripts/server-for-tests.sh" run -- "$REPO"/e2e/control-plane/zz-restart.test.mjs \
+      "$REPO"/e2e/control-plane/drivers/two-drivers.test.mjs
   fi
 fi
 

@@ -1,5 +1,6 @@
 package dev.capsule.cli;
 
+import dev.capsule.runtime.Drivers;
 import dev.capsule.runtime.SandboxRuntime;
 import dev.capsule.runtime.microvm.MicroVmConfig;
 import dev.capsule.runtime.microvm.MicroVmRuntime;
@@ -67,21 +68,44 @@ final class ServerCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The configured driver, with its template and runtime bundle ready (built on the first start, minutes). */
+    /**
+     * The configured drivers, each with its template and runtime bundle ready (built on the first start, minutes):
+     * the default one ({@code runtime}) alone, or it and the others {@code runtimes} names side by side, each on
+     * its own share of the sandbox network.
+     */
     static SandboxRuntime runtime(Config config) {
-        return switch (config.runtime()) {
+        List<SandboxRuntime> opened = new ArrayList<>();
+        try {
+            for (int i = 0; i < config.runtimes().size(); i++) {
+                opened.add(driver(config, config.runtimes().get(i), i, config.runtimes().size()));
+            }
+        } catch (RuntimeException e) {
+            opened.forEach(SandboxRuntime::close);
+            throw e;
+        }
+        return opened.size() == 1 ? opened.getFirst() : new Drivers(opened);
+    }
+
+    private static SandboxRuntime driver(Config config, String name, int index, int count) {
+        return switch (name) {
             case "oci" -> {
-                OciRuntime oci = new OciRuntime(isolated(OciRuntimeConfig.defaults()
-                        .withDirectories(config.dataDir(), config.cacheDir()), System.getenv()));
+                OciRuntimeConfig c = isolated(OciRuntimeConfig.defaults()
+                        .withDirectories(config.dataDir(), config.cacheDir()), System.getenv());
+                OciRuntime oci = new OciRuntime(c.withNetwork(c.network().share(index, count, name)));
                 LOG.log(System.Logger.Level.INFO, "preparing the base template and runtime bundle in " + config.cacheDir()
                         + " (built once; the first start takes a few minutes)");
-                oci.prepare();
+                try {
+                    oci.prepare();
+                } catch (RuntimeException e) {
+                    oci.close();
+                    throw e;
+                }
                 yield oci;
             }
             case "microvm" -> {
                 MicroVmConfig defaults = MicroVmConfig.defaults().withDirectories(config.dataDir(), config.cacheDir());
                 MicroVmRuntime microvm = new MicroVmRuntime(defaults.withNetwork(network(defaults.network(),
-                        System.getenv())));
+                        System.getenv()).share(index, count, name)));
                 System.out.println("preparing the base template, runtime bundle, guest kernel and the template's VM"
                         + " snapshot in " + config.cacheDir() + " (built once; the first start takes a few minutes)");
                 System.out.flush();
@@ -93,8 +117,8 @@ final class ServerCommand implements Callable<Integer> {
                 }
                 yield microvm;
             }
-            default -> throw new ConfigException("runtime '" + config.runtime() + "' is not available in this build;"
-                    + " use --runtime oci or --runtime microvm");
+            default -> throw new ConfigException("runtime '" + name + "' is not available in this build;"
+                    + " use oci or microvm (--runtime, --runtimes)");
         };
     }
 

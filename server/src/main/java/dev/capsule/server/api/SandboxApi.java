@@ -149,11 +149,14 @@ public final class SandboxApi {
             JsonObject network = Bodies.optionalObject(body, "network");
             List<String> allowOut = network == null ? List.of() : Bodies.stringList(network, "allowOut");
             List<String> denyOut = network == null ? List.of() : Bodies.stringList(network, "denyOut");
+            // not E2B's: which driver runs it (oci, microvm) on a server that runs several
+            String runtime = Bodies.optionalString(body, "runtime");
             request = new CreateRequest(template, timeout == null ? null : Duration.ofSeconds(timeout),
                     Bodies.stringMap(body, "metadata"), Bodies.stringMap(body, "envVars"), internet,
                     network == null ? null : network.encode(),
                     new NetworkPolicy(!Boolean.FALSE.equals(internet), allowOut, denyOut),
-                    new SandboxRecord.Lifecycle(Boolean.TRUE.equals(autoPause), !Boolean.FALSE.equals(autoPauseMemory), resume));
+                    new SandboxRecord.Lifecycle(Boolean.TRUE.equals(autoPause), !Boolean.FALSE.equals(autoPauseMemory), resume),
+                    runtime);
         } catch (ApiError e) {
             send(ctx, Reply.error(e.status, e.getMessage()));
             return;

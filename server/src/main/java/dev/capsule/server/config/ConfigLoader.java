@@ -38,6 +38,7 @@ public final class ConfigLoader {
         d.put("data_dir", "/var/lib/capsule");
         d.put("domain", "localhost");
         d.put("runtime", "oci");
+        d.put("runtimes", "");
         d.put("cache_dir", "/var/cache/capsule");
         d.put("database_url", "");
         d.put("database_user", "");
@@ -94,7 +95,9 @@ public final class ConfigLoader {
                 values.get("warm_pool_size").integer(),
                 new ObservabilityConfig(values.get("metrics_interval").duration(), values.get("metrics_retention").duration(),
                         values.get("logs_retention").duration(), values.get("events_retention").duration(),
-                        values.get("log_format").nonEmpty(), values.get("metrics_endpoint").nonEmpty()));
+                        values.get("log_format").nonEmpty(), values.get("metrics_endpoint").nonEmpty()),
+                java.util.Arrays.stream(values.get("runtimes").text().split(",")).map(String::strip)
+                        .filter(r -> !r.isEmpty()).toList());
     }
 
     private static Map<String, String> parseFlags(List<String> args) {
