@@ -4,6 +4,7 @@ import dev.capsule.server.auth.ApiKeys;
 import dev.capsule.server.config.Config;
 import dev.capsule.server.config.ConfigException;
 import dev.capsule.server.config.ConfigLoader;
+import dev.capsule.server.store.ApiKeyRecord;
 import dev.capsule.server.store.SecretBox;
 import dev.capsule.server.store.Store;
 import picocli.CommandLine.Command;
@@ -19,13 +20,16 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
-/** {@code capsule keys create|list|revoke}: API keys in the server's store (the same settings as the server). */
-@Command(name = "keys", description = "Create, list or revoke API keys (uses the server's --data-dir / database settings).",
-        subcommands = {KeysCommand.Create.class, KeysCommand.ListKeys.class, KeysCommand.Revoke.class})
+/**
+ * {@code capsule keys create|list|revoke|limits}: API keys in the server's store (the same settings as the server).
+ */
+@Command(name = "keys", description = "Create, list, revoke API keys or set their limits (uses the server's --data-dir / database settings).",
+        subcommands = {KeysCommand.Create.class, KeysCommand.ListKeys.class, KeysCommand.Revoke.class,
+                KeysCommand.Limits.class})
 final class KeysCommand implements Runnable {
     @Override
     public void run() {
-        System.err.println("capsule keys: name a command: create, list or revoke");
+        System.err.println("capsule keys: name a command: create, list, revoke or limits");
     }
 
     /**
@@ -77,8 +81,57 @@ final class KeysCommand implements Runnable {
         @Override
         int run(ApiKeys keys, PrintWriter out, PrintWriter err) {
             for (ApiKeys.KeyInfo k : keys.list()) {
-                out.println(k.id() + "\t" + k.name() + "\t" + k.createdAt() + (k.revoked() ? "\trevoked" : ""));
+                out.println(k.id() + "\t" + k.name() + "\t" + k.createdAt() + (k.revoked() ? "\trevoked" : "")
+                        + (k.limits().equals(ApiKeyRecord.Limits.SERVER_SETTINGS) ? "" : "\t" + describe(k.limits())));
             }
+            return 0;
+        }
+    }
+
+    /** A key's own limits as {@code limits} prints them; "server" where the server's setting applies. */
+    static String describe(ApiKeyRecord.Limits l) {
+        return "requests=" + value(l.requests()) + " creates-per-second=" + value(l.createsPerSecond())
+                + " sandboxes=" + value(l.sandboxes());
+    }
+
+    private static String value(Integer limit) {
+        return limit == null ? "server" : limit == 0 ? "unlimited" : limit.toString();
+    }
+
+    @Command(name = "limits", description = {"Give a key its own rate limits and sandbox quota, in place of the server's"
+            + " rate_limit_requests, rate_limit_creates and max_sandboxes_per_key (0 = no limit); options not given"
+            + " stay as they are. Prints the key's limits. A running server applies them to the key's next request."})
+    static final class Limits extends KeyCommand {
+        @Parameters(index = "0", paramLabel = "ID_OR_KEY")
+        String idOrKey;
+        @Option(names = "--requests", paramLabel = "N", description = "API requests per rate_limit_interval")
+        Integer requests;
+        @Option(names = "--creates-per-second", paramLabel = "N", description = "sandbox creates per second")
+        Integer createsPerSecond;
+        @Option(names = "--sandboxes", paramLabel = "N", description = "sandboxes at once, running or paused")
+        Integer sandboxes;
+        @Option(names = "--server-settings", description = "drop the key's own limits: the server's settings apply")
+        boolean serverSettings;
+
+        @Override
+        int run(ApiKeys keys, PrintWriter out, PrintWriter err) {
+            var current = keys.find(idOrKey);
+            if (current.isEmpty()) {
+                err.println("capsule keys: no key '" + idOrKey + "'; 'capsule keys list' shows the ids");
+                return 1;
+            }
+            ApiKeyRecord.Limits was = serverSettings ? ApiKeyRecord.Limits.SERVER_SETTINGS : current.get().limits();
+            ApiKeyRecord.Limits now;
+            try {
+                now = new ApiKeyRecord.Limits(requests != null ? requests : was.requests(),
+                        createsPerSecond != null ? createsPerSecond : was.createsPerSecond(),
+                        sandboxes != null ? sandboxes : was.sandboxes());
+            } catch (IllegalArgumentException e) {
+                err.println("capsule keys: " + e.getMessage());
+                return 2;
+            }
+            keys.setLimits(current.get().id(), now);
+            out.println(current.get().id() + "\t" + describe(now));
             return 0;
         }
     }

@@ -27,6 +27,32 @@ class KeysCommandTest {
     }
 
     @Test
+    void aKeyGetsItsOwnLimitsAndBackTheServersSettings(@TempDir Path data) {
+        String dataDir = "--data-dir=" + data;
+        String key = CapsuleTest.run("keys", "create", "--name", "ci", dataDir).out().strip();
+        String id = key.substring(4, 12);
+
+        CapsuleTest.Run set = CapsuleTest.run("keys", "limits", key, "--creates-per-second", "1", "--sandboxes", "0", dataDir);
+        assertThat(set.exit()).as(set.err()).isZero();
+        assertThat(set.out().strip()).isEqualTo(id + "\trequests=server creates-per-second=1 sandboxes=unlimited");
+        // options not given stay as they were
+        assertThat(CapsuleTest.run("keys", "limits", id, "--requests", "500", dataDir).out().strip())
+                .isEqualTo(id + "\trequests=500 creates-per-second=1 sandboxes=unlimited");
+        assertThat(CapsuleTest.run("keys", "list", dataDir).out()).contains("\tci\t").contains("requests=500");
+
+        assertThat(CapsuleTest.run("keys", "limits", id, "--server-settings", dataDir).out().strip())
+                .isEqualTo(id + "\trequests=server creates-per-second=server sandboxes=server");
+        assertThat(CapsuleTest.run("keys", "list", dataDir).out()).doesNotContain("requests=");
+
+        CapsuleTest.Run negative = CapsuleTest.run("keys", "limits", id, "--requests", "-1", dataDir);
+        assertThat(negative.exit()).isEqualTo(2);
+        assertThat(negative.err()).contains("cannot be negative");
+        CapsuleTest.Run unknown = CapsuleTest.run("keys", "limits", "nosuchkey", "--requests", "1", dataDir);
+        assertThat(unknown.exit()).isEqualTo(1);
+        assertThat(unknown.err()).contains("no key 'nosuchkey'");
+    }
+
+    @Test
     void revokingAnUnknownKeyOrAMistypedSettingFailsWithAReason(@TempDir Path data) {
         CapsuleTest.Run unknown = CapsuleTest.run("keys", "revoke", "nosuchkey", "--data-dir=" + data);
         assertThat(unknown.exit()).isEqualTo(1);

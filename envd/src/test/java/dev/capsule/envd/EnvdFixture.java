@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
 import java.util.List;
+import java.util.function.BiFunction;
 import java.util.stream.Stream;
 
 /**
@@ -33,6 +34,11 @@ public final class EnvdFixture implements AutoCloseable {
     }
 
     public EnvdFixture(List<RpcService> services) throws IOException {
+        this((users, state) -> services);
+    }
+
+    /** With services made for the fixture's users and state, e.g. {@code Envd::services} for envd's real ones. */
+    public EnvdFixture(BiFunction<UserResolver, EnvdState, List<RpcService>> services) throws IOException {
         dir = Files.createTempDirectory("envd-test");
         home = dir.resolve("home/user");
         Files.createDirectories(home);
@@ -47,7 +53,7 @@ public final class EnvdFixture implements AutoCloseable {
         Files.writeString(group, "root:x:0:\nuser:x:1000:\nother:x:1001:\n");
         state = new EnvdState(EnvdState.DEFAULT_USER);
         users = new UserResolver(new Users(passwd, group), state);
-        server = EnvdServer.start("127.0.0.1", 0, state, users, services);
+        server = EnvdServer.start("127.0.0.1", 0, state, users, services.apply(users, state));
     }
 
     public URI uri(String pathAndQuery) {

@@ -6,13 +6,16 @@ import dev.capsule.server.api.SandboxApi;
 import dev.capsule.server.auth.ApiKeys;
 import dev.capsule.server.config.Config;
 import dev.capsule.server.gateway.Gateway;
+import dev.capsule.server.gateway.RequestChecks;
 import dev.capsule.server.lifecycle.EnvdClient;
 import dev.capsule.server.lifecycle.SandboxLifecycle;
+import dev.capsule.server.ratelimit.RateLimiter;
 import dev.capsule.server.store.SecretBox;
 import dev.capsule.server.store.Store;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -31,6 +34,9 @@ import java.util.concurrent.Executors;
  * sandboxes running (the next start re-adopts them). The runtime stays the caller's to close.
  */
 public final class CapsuleServer implements AutoCloseable {
+
+    /** Seconds a client connection may stay silent both ways before it is closed. */
+    static final int IDLE_TIMEOUT_SECONDS = 620;
 
     private final Config config;
     private final Store store;
@@ -99,15 +105,24 @@ public final class CapsuleServer implements AutoCloseable {
             vertx = Vertx.vertx();
             String publicDomain = publicDomain(config);
             Router router = observability.router(vertx,
-                    new SandboxApi(lifecycle, apiKeys, workers, publicDomain).with(observability::routes).router(vertx));
+                    new SandboxApi(lifecycle, apiKeys, new RateLimiter(config.rateLimits(), store), workers, publicDomain)
+                            .with(observability::routes).router(vertx));
             Gateway gateway = new Gateway(vertx, lifecycle, workers, config.domain());
             var metrics = observability.metrics();
+            // Connections with no traffic either way for IDLE_TIMEOUT are closed, as E2B's proxy does (620 s), so
+            // clients that open connections and go quiet cannot hold them forever; SDK streams send keepalives.
             HttpServer http = vertx.createHttpServer(new HttpServerOptions().setHost(config.host()).setPort(config.port())
-                    .setMaxWebSocketFrameSize(16 * 1024 * 1024).setMaxWebSocketMessageSize(64 * 1024 * 1024));
+                    .setMaxWebSocketFrameSize(16 * 1024 * 1024).setMaxWebSocketMessageSize(64 * 1024 * 1024)
+                    .setIdleTimeout(IDLE_TIMEOUT_SECONDS));
             http.requestHandler(req -> {
                 try {
-                    Gateway.Target target = gateway.target(req);
-                    if (target != null) {
+                    String problem = RequestChecks.problem(req);
+                    Gateway.Target target = problem == null ? gateway.target(req) : null;
+                    if (problem == null && target == null) problem = RequestChecks.queryProblem(req);
+                    if (problem != null) {
+                        req.response().setStatusCode(400).putHeader("Content-Type", "application/json")
+                                .end(new JsonObject().put("code", 400).put("message", problem).encode());
+                    } else if (target != null) {
                         metrics.gatewayRequest(req);
                         gateway.handle(req, target);
                     } else {

@@ -44,7 +44,7 @@ public final class Signatures {
     }
 
     /** Compares two secrets in time that depends on neither their contents nor their lengths. */
-    static boolean constantTimeEquals(String a, String b) {
+    public static boolean constantTimeEquals(String a, String b) {
         if (a == null || b == null) {
             return false;
         }

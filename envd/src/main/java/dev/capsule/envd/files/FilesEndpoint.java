@@ -7,6 +7,7 @@ import dev.capsule.envd.EnvdState;
 import dev.capsule.envd.auth.AccessControl;
 import dev.capsule.envd.auth.Signatures;
 import dev.capsule.envd.filesystem.Directories;
+import dev.capsule.envd.filesystem.IoErrors;
 import dev.capsule.envd.filesystem.Metadata;
 import dev.capsule.envd.filesystem.Ownership;
 import dev.capsule.envd.users.User;
@@ -105,10 +106,15 @@ public final class FilesEndpoint {
         } catch (FileTransferException e) {
             EnvdHttp.error(response, e.status(), e.getMessage());
         } catch (IOException | RuntimeException e) {
-            LOG.log(Level.WARNING, "/files request failed", e);
+            ConnectException mapped = e instanceof IOException io ? IoErrors.of("file transfer failed", io) : null;
+            if (mapped == null || mapped.code() == Code.INTERNAL) {
+                LOG.log(Level.WARNING, "/files request failed", e);
+            }
             if (response.headWritten()) {
                 // Too late for an error body: cut the transfer so the client sees it incomplete.
                 response.reset();
+            } else if (mapped != null) {
+                EnvdHttp.error(response, mapped);
             } else {
                 EnvdHttp.error(response, 500, "file transfer failed: " + e.getMessage());
             }

@@ -168,7 +168,7 @@ public final class FilesystemService implements RpcService {
         } catch (NoSuchFileException e) {
             throw new ConnectException(Code.NOT_FOUND, "source file not found: " + source);
         } catch (DirectoryNotEmptyException e) {
-            throw new ConnectException(Code.INTERNAL, "cannot move " + source + " to " + destination + ": "
+            throw new ConnectException(Code.FAILED_PRECONDITION, "cannot move " + source + " to " + destination + ": "
                     + e.getFile() + " is a non-empty directory (or the move crosses file systems); remove it first");
         } catch (IOException e) {
             throw ioFailure("error renaming " + source + " to " + destination, e);
@@ -451,11 +451,6 @@ public final class FilesystemService implements RpcService {
     }
 
     private static ConnectException ioFailure(String what, IOException e) {
-        String detail = e instanceof FileSystemException fse && fse.getReason() != null
-                ? fse.getFile() + ": " + fse.getReason() : String.valueOf(e.getMessage());
-        if (e instanceof java.nio.file.AccessDeniedException) {
-            return new ConnectException(Code.PERMISSION_DENIED, what + ": permission denied (" + detail + ")", e);
-        }
-        return new ConnectException(Code.INTERNAL, what + ": " + detail, e);
+        return IoErrors.of(what, e);
     }
 }

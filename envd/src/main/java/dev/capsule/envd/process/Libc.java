@@ -27,6 +27,9 @@ final class Libc {
     static final int ESRCH = 3;
     static final int EINTR = 4;
     static final int EAGAIN = 11;
+    static final int ENOMEM = 12;
+    static final int ENFILE = 23;
+    static final int EMFILE = 24;
     static final int ENOSYS = 38;
     static final int O_RDONLY = 0;
     static final int WNOHANG = 1;
@@ -107,6 +110,14 @@ final class Libc {
         ErrnoException(String call, int errno) {
             super(call + " failed with errno " + errno);
             this.errno = errno;
+        }
+
+        /**
+         * Whether the call failed for want of room rather than for what it was asked: no process slot (EAGAIN: the
+         * sandbox's pids limit), no memory, no file descriptor left in the process or the system.
+         */
+        boolean outOfResources() {
+            return errno == EAGAIN || errno == ENOMEM || errno == EMFILE || errno == ENFILE;
         }
     }
 

@@ -36,6 +36,7 @@ import dev.capsule.envd.users.UserResolver;
 import java.io.IOException;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -138,9 +139,16 @@ public final class ProcessService implements RpcService {
                     + "' is missing or not executable; build envd with Maven (it compiles src/main/c/capsule-exec.c) "
                     + "or point -D" + EXEC_HELPER_PROPERTY + " at the binary");
         }
-        Path cwd = workingDirectory(config, user);
+        requireCStrings(config);
+        Path cwd;
         Map<String, String> environment = environment(config, user);
-        requireCommand(config, environment.get("PATH"), cwd);
+        try {
+            cwd = workingDirectory(config, user);
+            requireCommand(config, environment.get("PATH"), cwd);
+        } catch (InvalidPathException e) {
+            throw new ConnectException(Code.INVALID_ARGUMENT, "error starting process '" + commandLine(config)
+                    + "': the command or cwd is not a valid path (" + e.getReason() + ")");
+        }
 
         WinSize ptySize = null;
         if (request.hasPty()) {
@@ -160,8 +168,7 @@ public final class ProcessService implements RpcService {
         try {
             process = ManagedProcess.spawn(launch, new OutputHub(SLOW_SUBSCRIBER_LIMIT));
         } catch (IOException | RuntimeException e) {
-            throw new ConnectException(Code.INVALID_ARGUMENT, "error starting process '" + commandLine(config)
-                    + "' in '" + cwd + "': " + e.getMessage());
+            throw spawnFailure(config, cwd, e);
         }
         // Subscribe before the output is read, so that the starting client sees all of it.
         OutputHub.Subscription subscription = process.output().subscribe();
@@ -177,6 +184,21 @@ public final class ProcessService implements RpcService {
             }
         });
         follow(process, subscription, context, out, event -> StartResponse.newBuilder().setEvent(event).build());
+    }
+
+    /**
+     * Why a process did not start, as the SDK should see it: {@link Code#RESOURCE_EXHAUSTED} (the SDK's
+     * {@code RateLimitError}) when the sandbox has no room for it — its pids limit reached, memory or file descriptors
+     * exhausted — else {@link Code#INVALID_ARGUMENT}, E2B's code for a command that cannot start.
+     */
+    static ConnectException spawnFailure(ProcessConfig config, Path cwd, Exception e) {
+        if (e.getCause() instanceof Libc.ErrnoException errno && errno.outOfResources()) {
+            return new ConnectException(Code.RESOURCE_EXHAUSTED, "cannot start '" + commandLine(config) + "': the"
+                    + " sandbox has no room for another process (" + e.getMessage() + "; its limit on processes,"
+                    + " memory or open files is reached); end some processes and retry");
+        }
+        return new ConnectException(Code.INVALID_ARGUMENT, "error starting process '" + commandLine(config)
+                + "' in '" + cwd + "': " + e.getMessage());
     }
 
     /*
@@ -357,6 +379,24 @@ public final class ProcessService implements RpcService {
         env.putAll(state.envVars());
         env.putAll(config.getEnvsMap());
         return env;
+    }
+
+    /**
+     * Refuses a NUL character in what becomes C strings for execve — command, arguments, cwd, env names and values —
+     * which could not carry it (Go's exec, under E2B's envd, refuses it likewise).
+     */
+    private static void requireCStrings(ProcessConfig config) {
+        List<String> parts = new ArrayList<>(config.getArgsList());
+        parts.add(config.getCmd());
+        parts.add(config.getCwd());
+        config.getEnvsMap().forEach((k, v) -> {
+            parts.add(k);
+            parts.add(v);
+        });
+        if (parts.stream().anyMatch(p -> p.indexOf('\0') >= 0)) {
+            throw new ConnectException(Code.INVALID_ARGUMENT, "the command, an argument, the cwd or an env var"
+                    + " contains a NUL character, which a process cannot be given; remove it");
+        }
     }
 
     /**

@@ -1,6 +1,7 @@
 package dev.capsule.runtime.host;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -54,17 +55,23 @@ public final class Command {
             // Files, not pipes: a tool that leaves a daemon behind (runc run -d) must not keep our pipe open.
             out = Files.createTempFile("capsule-cmd", ".out");
             err = Files.createTempFile("capsule-cmd", ".err");
-            Process process = new ProcessBuilder(command)
-                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
-                    .redirectOutput(out.toFile())
-                    .redirectError(err.toFile())
-                    .start();
-            if (!process.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
-                process.destroyForcibly();
-                process.waitFor();
-                return new Result(command, -1, read(out), "timed out after " + timeoutSeconds + " s; " + read(err));
+            try (InputStream stdout = Files.newInputStream(out); InputStream stderr = Files.newInputStream(err)) {
+                Process process = new ProcessBuilder(command)
+                        .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                        .redirectOutput(out.toFile())
+                        .redirectError(err.toFile())
+                        .start();
+                // The child and our streams hold the files open: unlinked now, a server killed while the command
+                // runs leaves nothing in the temp directory.
+                deleteQuietly(out);
+                deleteQuietly(err);
+                if (!process.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+                    process.destroyForcibly();
+                    process.waitFor();
+                    return new Result(command, -1, read(stdout), "timed out after " + timeoutSeconds + " s; " + read(stderr));
+                }
+                return new Result(command, process.exitValue(), read(stdout), read(stderr));
             }
-            return new Result(command, process.exitValue(), read(out), read(err));
         } catch (IOException e) {
             throw new IllegalStateException("cannot run " + command.getFirst() + " (is it installed?): " + e.getMessage(), e);
         } catch (InterruptedException e) {
@@ -81,8 +88,8 @@ public final class Command {
         return run(List.of(command), 60).orThrow();
     }
 
-    private static String read(Path file) throws IOException {
-        return Files.readString(file, StandardCharsets.UTF_8);
+    private static String read(InputStream in) throws IOException {
+        return new String(in.readAllBytes(), StandardCharsets.UTF_8);
     }
 
     private static void deleteQuietly(Path file) {

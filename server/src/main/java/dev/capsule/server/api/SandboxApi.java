@@ -5,6 +5,9 @@ import dev.capsule.server.auth.ApiKeys;
 import dev.capsule.server.lifecycle.CreateRequest;
 import dev.capsule.server.lifecycle.LifecycleException;
 import dev.capsule.server.lifecycle.SandboxLifecycle;
+import dev.capsule.server.ratelimit.RateLimited;
+import dev.capsule.server.ratelimit.RateLimiter;
+import dev.capsule.server.store.ApiKeyRecord;
 import dev.capsule.server.store.SandboxQuery;
 import dev.capsule.server.store.SandboxRecord;
 import dev.capsule.server.store.SandboxState;
@@ -26,6 +29,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
@@ -41,15 +45,20 @@ public final class SandboxApi {
     public static final long MAX_BODY_BYTES = 1024 * 1024;
     private static final System.Logger LOG = System.getLogger(SandboxApi.class.getName());
 
+    /** Where {@link #authenticate} leaves the caller's {@link ApiKeyRecord} for the handlers. */
+    private static final String API_KEY = "capsule.apiKey";
+
     private final SandboxLifecycle lifecycle;
     private final ApiKeys apiKeys;
+    private final RateLimiter limits;
     private final ExecutorService workers;
     private final String domain;
     private final List<java.util.function.Consumer<Router>> extensions = new ArrayList<>();
 
-    public SandboxApi(SandboxLifecycle lifecycle, ApiKeys apiKeys, ExecutorService workers, String domain) {
+    public SandboxApi(SandboxLifecycle lifecycle, ApiKeys apiKeys, RateLimiter limits, ExecutorService workers, String domain) {
         this.lifecycle = lifecycle;
         this.apiKeys = apiKeys;
+        this.limits = limits;
         this.workers = workers;
         this.domain = domain;
     }
@@ -92,7 +101,7 @@ public final class SandboxApi {
         r.post("/sandboxes/:id/resume").handler(this::resumeDeprecated);
         r.post("/sandboxes/:id/timeout").handler(this::setTimeout);
         r.post("/sandboxes/:id/refreshes").handler(this::refresh);
-        new SnapshotApi(this, lifecycle, domain).routes(r);
+        new SnapshotApi(this, lifecycle, limits, domain).routes(r);
         r.route().last().handler(ctx -> send(ctx, Reply.error(404, "no endpoint " + ctx.request().method() + " "
                 + ctx.request().path() + "; see the E2B API reference for the sandbox endpoints")));
         r.route().failureHandler(this::failure);
@@ -110,17 +119,33 @@ public final class SandboxApi {
         }
         Context vc = Vertx.currentContext();
         workers.execute(() -> {
-            boolean ok;
+            Optional<ApiKeyRecord> found;
             try {
-                ok = apiKeys.verify(key.strip());
+                found = apiKeys.authenticate(key.strip());
             } catch (RuntimeException e) {
                 LOG.log(System.Logger.Level.ERROR, "API key check failed", e);
-                vc.runOnContext(v -> send(ctx, Reply.error(500, "could not check the API key: the store failed; see the server log")));
+                vc.runOnContext(v -> send(ctx, Reply.error(503, "could not check the API key: the store failed;"
+                        + " retry, and see the server log")));
                 return;
             }
+            Reply refused = null;
+            if (found.isEmpty()) {
+                refused = Reply.error(401, "invalid or revoked API key; create one with 'capsule keys create'");
+            } else {
+                try {
+                    limits.admitRequest(found.get());
+                } catch (RateLimited e) {
+                    refused = Reply.rateLimited(e);
+                }
+            }
+            Reply r = refused;
             vc.runOnContext(v -> {
-                if (ok) ctx.next();
-                else send(ctx, Reply.error(401, "invalid or revoked API key; create one with 'capsule keys create'"));
+                if (r != null) {
+                    send(ctx, r);
+                } else {
+                    ctx.put(API_KEY, found.get());
+                    ctx.next();
+                }
             });
         });
     }
@@ -132,7 +157,7 @@ public final class SandboxApi {
         if (body == null) return;
         CreateRequest request;
         try {
-            String template = Bodies.requiredString(body, "templateID");
+            String template = Bodies.templateRef(body);
             Long timeout = Bodies.optionalInteger(body, "timeout");
             Boolean autoPause = Bodies.optionalBoolean(body, "autoPause");
             Boolean autoPauseMemory = Bodies.optionalBoolean(body, "autoPauseMemory");
@@ -151,17 +176,42 @@ public final class SandboxApi {
             List<String> denyOut = network == null ? List.of() : Bodies.stringList(network, "denyOut");
             // not E2B's: which driver runs it (oci, microvm) on a server that runs several
             String runtime = Bodies.optionalString(body, "runtime");
+            boolean publicTraffic = publicTraffic(body, network, v2);
             request = new CreateRequest(template, timeout == null ? null : Duration.ofSeconds(timeout),
-                    Bodies.stringMap(body, "metadata"), Bodies.stringMap(body, "envVars"), internet,
+                    Bodies.metadata(body), Bodies.envVars(body), internet,
                     network == null ? null : network.encode(),
                     new NetworkPolicy(!Boolean.FALSE.equals(internet), allowOut, denyOut),
                     new SandboxRecord.Lifecycle(Boolean.TRUE.equals(autoPause), !Boolean.FALSE.equals(autoPauseMemory), resume),
-                    runtime);
+                    publicTraffic, apiKey(ctx).id(), runtime);
         } catch (ApiError e) {
             send(ctx, Reply.error(e.status, e.getMessage()));
             return;
         }
-        run(ctx, () -> Reply.json(201, SandboxJson.sandbox(lifecycle.create(request), domain)));
+        ApiKeyRecord key = apiKey(ctx);
+        run(ctx, () -> {
+            try (RateLimiter.Reservation admitted = limits.admitCreate(key)) {
+                return Reply.json(201, SandboxJson.sandbox(lifecycle.create(request), domain));
+            }
+        });
+    }
+
+    /**
+     * Whether the sandbox's user ports take traffic without a token: {@code network.allowPublicTraffic}, true when
+     * absent. As in E2B, closing them needs a secured sandbox, so v1's explicit {@code secure: false} with it is
+     * refused; otherwise {@code secure} changes nothing here: every Capsule sandbox gets an envd access token.
+     */
+    private static boolean publicTraffic(JsonObject body, JsonObject network, boolean v2) {
+        Boolean secure = v2 ? null : Bodies.optionalBoolean(body, "secure");
+        Boolean allowPublic = network == null ? null : Bodies.optionalBoolean(network, "allowPublicTraffic");
+        if (Boolean.FALSE.equals(allowPublic) && Boolean.FALSE.equals(secure)) {
+            throw Bodies.bad("You cannot create a sandbox without public access unless you enable secure envd access"
+                    + " via 'secure' flag.");
+        }
+        return !Boolean.FALSE.equals(allowPublic);
+    }
+
+    static ApiKeyRecord apiKey(RoutingContext ctx) {
+        return ctx.get(API_KEY);
     }
 
     private void connect(RoutingContext ctx, boolean v2) {
@@ -392,6 +442,8 @@ public final class SandboxApi {
                 if (e instanceof LifecycleException.DriverFailure) LOG.log(System.Logger.Level.WARNING, e.getMessage(), e);
             } catch (ApiError e) {
                 reply = Reply.error(e.status, e.getMessage());
+            } catch (RateLimited e) {
+                reply = Reply.rateLimited(e);
             } catch (Exception | Error e) {
                 LOG.log(System.Logger.Level.ERROR, "request " + ctx.request().method() + " " + ctx.request().path() + " failed", e);
                 reply = Reply.error(500, "internal error (" + e.getClass().getSimpleName() + "); see the server log");
@@ -459,6 +511,13 @@ public final class SandboxApi {
 
         static Reply error(int status, String message) {
             return new Reply(status, new JsonObject().put("code", status).put("message", message), Map.of());
+        }
+
+        /** 429 with {@code Retry-After} in whole seconds when waiting helps: the SDKs retry only then. */
+        static Reply rateLimited(RateLimited e) {
+            Map<String, String> headers = e.retryAfterSeconds().isPresent()
+                    ? Map.of("Retry-After", Long.toString(e.retryAfterSeconds().getAsLong())) : Map.of();
+            return new Reply(429, new JsonObject().put("code", 429).put("message", e.getMessage()), headers);
         }
     }
 }

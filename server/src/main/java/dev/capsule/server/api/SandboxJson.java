@@ -22,7 +22,7 @@ final class SandboxJson {
                 .put("clientID", CLIENT_ID)
                 .put("envdVersion", ENVD_VERSION)
                 .put("envdAccessToken", s.envdAccessToken())
-                .putNull("trafficAccessToken")
+                .put("trafficAccessToken", s.trafficAccessToken())
                 .put("domain", domain);
     }
 

@@ -1,6 +1,9 @@
 package dev.capsule.server.api;
 
 import dev.capsule.server.lifecycle.SandboxLifecycle;
+import dev.capsule.server.ratelimit.RateLimited;
+import dev.capsule.server.ratelimit.RateLimiter;
+import dev.capsule.server.store.ApiKeyRecord;
 import dev.capsule.server.store.SnapshotRecord;
 import io.vertx.core.MultiMap;
 import io.vertx.core.json.JsonArray;
@@ -8,7 +11,9 @@ import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -20,11 +25,13 @@ final class SnapshotApi {
 
     private final SandboxApi api;
     private final SandboxLifecycle lifecycle;
+    private final RateLimiter limits;
     private final String domain;
 
-    SnapshotApi(SandboxApi api, SandboxLifecycle lifecycle, String domain) {
+    SnapshotApi(SandboxApi api, SandboxLifecycle lifecycle, RateLimiter limits, String domain) {
         this.api = api;
         this.lifecycle = lifecycle;
+        this.limits = limits;
         this.domain = domain;
     }
 
@@ -97,16 +104,35 @@ final class SnapshotApi {
             SandboxApi.send(ctx, SandboxApi.Reply.error(e.status, e.getMessage()));
             return;
         }
+        ApiKeyRecord key = SandboxApi.apiKey(ctx);
         api.run(ctx, () -> {
-            var results = new JsonArray();
-            for (var fork : lifecycle.fork(ctx.pathParam("id"), timeout, count)) {
-                results.add(fork.sandbox() != null
-                        ? new JsonObject().put("sandbox", SandboxJson.sandbox(fork.sandbox(), domain))
-                        : new JsonObject().put("error", new JsonObject().put("code", SandboxApi.statusOf(fork.error()))
-                                .put("message", fork.error().getMessage())));
+            // Each fork is a create of the caller's key: the forks its limits admit start, the rest are reported
+            // as 429s in their places; when none is admitted the request itself is refused (with Retry-After).
+            List<RateLimiter.Reservation> admitted = new ArrayList<>();
+            RateLimited refused = null;
+            try {
+                try {
+                    while (admitted.size() < count) admitted.add(limits.admitCreate(key));
+                } catch (RateLimited e) {
+                    if (admitted.isEmpty()) throw e;
+                    refused = e;
+                }
+                var results = new JsonArray();
+                for (var fork : lifecycle.fork(ctx.pathParam("id"), timeout, admitted.size(), key.id())) {
+                    results.add(fork.sandbox() != null
+                            ? new JsonObject().put("sandbox", SandboxJson.sandbox(fork.sandbox(), domain))
+                            : error(SandboxApi.statusOf(fork.error()), fork.error().getMessage()));
+                }
+                for (int i = admitted.size(); i < count; i++) results.add(error(429, refused.getMessage()));
+                return new SandboxApi.Reply(201, results, Map.of());
+            } finally {
+                admitted.forEach(RateLimiter.Reservation::close);
             }
-            return new SandboxApi.Reply(201, results, Map.of());
         });
+    }
+
+    private static JsonObject error(int code, String message) {
+        return new JsonObject().put("error", new JsonObject().put("code", code).put("message", message));
     }
 
     private static String emptyToNull(String s) {

@@ -39,7 +39,7 @@ public final class ApiKeys {
     }
 
     /** A key as listed: never the key itself. */
-    public record KeyInfo(String id, String name, java.time.Instant createdAt, boolean revoked) {}
+    public record KeyInfo(String id, String name, java.time.Instant createdAt, boolean revoked, ApiKeyRecord.Limits limits) {}
 
     /** A freshly created key: the only moment its plain text exists. */
     public record CreatedKey(String id, String name, String key) {}
@@ -64,23 +64,40 @@ public final class ApiKeys {
     }
 
     public List<KeyInfo> list() {
-        return store.listApiKeys().stream().map(k -> new KeyInfo(k.id(), k.name(), k.createdAt(), k.revoked())).toList();
+        return store.listApiKeys().stream().map(ApiKeys::info).toList();
+    }
+
+    /** The key with this id (or this whole key). */
+    public Optional<KeyInfo> find(String idOrKey) {
+        return store.findApiKey(idFrom(idOrKey)).map(ApiKeys::info);
+    }
+
+    private static KeyInfo info(ApiKeyRecord k) {
+        return new KeyInfo(k.id(), k.name(), k.createdAt(), k.revoked(), k.limits());
     }
 
     /** Revokes the key with this id (or the whole key); false when no active key matches. */
     public boolean revoke(String idOrKey) {
-        String id = FORMAT.matcher(idOrKey).matches() ? idOf(idOrKey) : idOrKey;
-        return store.revokeApiKey(id, clock.instant());
+        return store.revokeApiKey(idFrom(idOrKey), clock.instant());
     }
 
-    /** Whether {@code presented} is an active key. Blocks on the store: call it off the event loop. */
-    public boolean verify(String presented) {
-        if (presented == null || !FORMAT.matcher(presented).matches()) return false;
+    /** The stored key {@code presented} is, when it is an active key. Blocks on the store: call it off the event loop. */
+    public Optional<ApiKeyRecord> authenticate(String presented) {
+        if (presented == null || !FORMAT.matcher(presented).matches()) return Optional.empty();
         Optional<ApiKeyRecord> record = store.findApiKey(idOf(presented));
-        if (record.isEmpty() || record.get().revoked()) return false;
-        return MessageDigest.isEqual(
+        if (record.isEmpty() || record.get().revoked()) return Optional.empty();
+        boolean same = MessageDigest.isEqual(
                 record.get().keyHash().getBytes(StandardCharsets.US_ASCII),
                 sha256(presented).getBytes(StandardCharsets.US_ASCII));
+        return same ? record : Optional.empty();
+    }
+
+    /**
+     * Gives the key with this id (or the whole key) its own limits, replacing the server's settings where a field
+     * is set; false when there is no such key.
+     */
+    public boolean setLimits(String idOrKey, ApiKeyRecord.Limits limits) {
+        return store.setApiKeyLimits(idFrom(idOrKey), limits);
     }
 
     /**
@@ -100,6 +117,10 @@ public final class ApiKeys {
                     + "; check that the data directory is writable", e);
         }
         return Optional.of(created);
+    }
+
+    private static String idFrom(String idOrKey) {
+        return FORMAT.matcher(idOrKey).matches() ? idOf(idOrKey) : idOrKey;
     }
 
     private static String idOf(String key) {

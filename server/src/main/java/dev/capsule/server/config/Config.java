@@ -22,6 +22,7 @@ public record Config(
         Duration maxTimeout,
         int warmPoolSize,
         ObservabilityConfig observability,
+        RateLimits rateLimits,
         java.util.List<String> runtimes) {
 
     public Config {
@@ -43,6 +44,25 @@ public record Config(
         runtimes = java.util.List.copyOf(all);
         if (databaseUrl == null || databaseUrl.isBlank()) {
             databaseUrl = "jdbc:sqlite:" + dataDir.resolve("capsule.db");
+        }
+    }
+
+    /**
+     * What each API key may do, unless the key has limits of its own ({@code capsule keys limits}): {@code requests}
+     * API requests per {@code interval}, {@code createsPerSecond} sandbox creates per second, {@code sandboxes}
+     * sandboxes at once (running and paused). 0 means no limit.
+     */
+    public record RateLimits(int requests, Duration interval, int createsPerSecond, int sandboxes) {
+        public RateLimits {
+            if (requests < 0 || createsPerSecond < 0 || sandboxes < 0) {
+                throw new ConfigException("rate limits cannot be negative (rate_limit_requests " + requests
+                        + ", rate_limit_creates " + createsPerSecond + ", max_sandboxes_per_key " + sandboxes
+                        + "); use 0 for no limit");
+            }
+            if (interval.isNegative() || interval.isZero()) {
+                throw new ConfigException("rate_limit_interval must be at least 1 second, got " + interval.toSeconds()
+                        + "s; e.g. 30s");
+            }
         }
     }
 

@@ -52,6 +52,10 @@ public final class ConfigLoader {
         d.put("events_retention", "7d");
         d.put("log_format", "json");
         d.put("metrics_endpoint", "public");
+        d.put("rate_limit_requests", "20000");
+        d.put("rate_limit_interval", "30s");
+        d.put("rate_limit_creates", "20");
+        d.put("max_sandboxes_per_key", "100");
         return Map.copyOf(d);
     }
 
@@ -96,6 +100,9 @@ public final class ConfigLoader {
                 new ObservabilityConfig(values.get("metrics_interval").duration(), values.get("metrics_retention").duration(),
                         values.get("logs_retention").duration(), values.get("events_retention").duration(),
                         values.get("log_format").nonEmpty(), values.get("metrics_endpoint").nonEmpty()),
+                new Config.RateLimits(values.get("rate_limit_requests").integer(),
+                        values.get("rate_limit_interval").duration(), values.get("rate_limit_creates").integer(),
+                        values.get("max_sandboxes_per_key").integer()),
                 java.util.Arrays.stream(values.get("runtimes").text().split(",")).map(String::strip)
                         .filter(r -> !r.isEmpty()).toList());
     }

@@ -1,5 +1,6 @@
 package dev.capsule.server.gateway;
 
+import dev.capsule.envd.auth.Signatures;
 import dev.capsule.runtime.SandboxInstance;
 import dev.capsule.server.lifecycle.Route;
 import dev.capsule.server.lifecycle.SandboxLifecycle;
@@ -23,6 +24,7 @@ import io.vertx.core.http.WebSocketConnectOptions;
 import io.vertx.core.json.JsonObject;
 import io.vertx.core.net.SocketAddress;
 import java.util.ArrayList;
+import java.util.HexFormat;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.Optional;
@@ -38,6 +40,13 @@ import java.util.regex.Pattern;
  * created with autoResume is resumed first while the request waits. Unknown, killed or other paused sandboxes
  * and closed ports answer 502 {@code {"sandboxId","message","code":502}}, which the SDKs read as
  * "not running".
+ *
+ * <p>Access: envd (port {@value SandboxInstance#ENVD_PORT}) checks its own access token and URL signatures, as in
+ * E2B; the gateway keeps envd's internal endpoints unreachable, requires a sandbox's traffic access token on its
+ * other ports when it has one (403 otherwise, E2B's messages), and wakes a paused sandbox only for a request that
+ * carries what its target will check. A signed {@code /files} URL that names no sandbox (the SDK's
+ * {@code downloadUrl}/{@code uploadUrl} with {@code E2B_SANDBOX_URL} set) goes to the sandbox whose envd token
+ * signed it.
  */
 public final class Gateway {
 
@@ -47,6 +56,11 @@ public final class Gateway {
             "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade");
     /** envd's internal endpoints, for the host only (E2B's proxy blocks them too). */
     private static final Set<String> ENVD_INTERNAL = Set.of("/init", "/freeze", "/unfreeze", "/collapse", "/fsfreeze", "/fsthaw");
+    /** E2B's header for a sandbox's traffic access token. */
+    public static final String TRAFFIC_TOKEN_HEADER = "e2b-traffic-access-token";
+    /** envd's own message for a request without its token (E2B envd's auth.go). */
+    static final String ENVD_UNAUTHORIZED = "unauthorized access, please provide a valid access token or method signing"
+            + " if supported";
 
     private final SandboxLifecycle lifecycle;
     private final ExecutorService workers;
@@ -70,9 +84,13 @@ public final class Gateway {
     /** Where a request is going: a sandbox and one of its ports. */
     public record Target(String sandboxId, int port) {}
 
+    /** What {@link #target} returns for sandbox traffic it has already answered (with an error). */
+    private static final Target ANSWERED = new Target("", 0);
+
     /**
      * The sandbox target of this request, or null when it is API traffic. A request with a sandbox header but no
-     * usable port header is answered 400 here and reported as handled (an empty-id target).
+     * usable port header or an empty id is answered 400 here (and a signed URL no sandbox made 401); {@link #handle}
+     * then does nothing more with it.
      */
     public Target target(HttpServerRequest req) {
         String host = req.getHeader(HttpHeaders.HOST);
@@ -81,15 +99,52 @@ public final class Gateway {
             if (byHost != null) return byHost;
         }
         String id = req.getHeader("E2b-Sandbox-Id");
-        if (id == null) return null;
+        if (id == null) return signedFilesTarget(req);
         String portHeader = req.getHeader("E2b-Sandbox-Port");
         int port = parsePort(portHeader);
         if (port < 0) {
             respond(req, 400, id.strip(), "E2b-Sandbox-Id needs an E2b-Sandbox-Port header with a port number"
                     + " (49983 for envd); got " + (portHeader == null ? "none" : "'" + portHeader + "'"));
-            return new Target("", 0);
+            return ANSWERED;
+        }
+        if (id.isBlank()) {
+            respond(req, 400, "", "E2b-Sandbox-Id is empty; send the id of the sandbox, e.g. from Sandbox.create()");
+            return ANSWERED;
         }
         return new Target(id.strip(), port);
+    }
+
+    /**
+     * The target of a signed {@code /files} URL that names no sandbox: the SDK builds those from
+     * {@code E2B_SANDBOX_URL} alone. The signature is {@link Signatures} over the path, operation, user, expiry and
+     * the sandbox's envd token, so exactly one sandbox's token reproduces it. Null when the request is not such a
+     * URL (API traffic); a signature no sandbox made is answered 401 here, in envd's words.
+     */
+    private Target signedFilesTarget(HttpServerRequest req) {
+        if (!"/files".equals(req.path())) return null;
+        String signature = queryParam(req, "signature");
+        if (signature == null) return null;
+        Signatures.Operation operation = req.method() == HttpMethod.POST ? Signatures.Operation.WRITE
+                : req.method() == HttpMethod.GET || req.method() == HttpMethod.HEAD ? Signatures.Operation.READ : null;
+        if (operation == null) return null;
+        String path = req.getParam("path");
+        Long expiration = null;
+        String rawExpiration = req.getParam("signature_expiration");
+        try {
+            if (rawExpiration != null) expiration = Long.parseLong(rawExpiration.strip());
+            for (Route route : lifecycle.cachedRoutes()) {
+                if (route.envdAccessToken() == null) continue;
+                String expected = Signatures.sign(path == null ? "" : path, operation, req.getParam("username"),
+                        route.envdAccessToken(), expiration);
+                if (Signatures.constantTimeEquals(expected, signature)) {
+                    return new Target(route.sandboxId(), SandboxInstance.ENVD_PORT);
+                }
+            }
+        } catch (NumberFormatException e) {
+            // not a signature any sandbox made
+        }
+        respond(req, 401, "", "invalid signature");
+        return ANSWERED;
     }
 
     private Target fromHost(String host) {
@@ -122,7 +177,7 @@ public final class Gateway {
 
     /** Proxies the request to its target; call on the request's event loop. */
     public void handle(HttpServerRequest req, Target target) {
-        if (target.sandboxId().isEmpty()) return; // already answered by target()
+        if (target == ANSWERED) return;
         Route cached = lifecycle.cachedRoute(target.sandboxId());
         if (cached != null) {
             forward(req, target, cached);
@@ -150,17 +205,22 @@ public final class Gateway {
     }
 
     private void forward(HttpServerRequest req, Target target, Route route) {
+        if (!trafficAllowed(req, target, route)) return;
+        if (target.port() == SandboxInstance.ENVD_PORT && ENVD_INTERNAL.contains(canonicalPath(req.path()))) {
+            respond(req, 403, target.sandboxId(), "envd's " + req.path() + " is internal to Capsule and not reachable through the gateway");
+            return;
+        }
         if (route.state() == SandboxState.PAUSED && route.autoResume()) {
+            if (target.port() == SandboxInstance.ENVD_PORT && !mayReachEnvd(req, route)) {
+                respond(req, 401, target.sandboxId(), ENVD_UNAUTHORIZED);
+                return;
+            }
             wake(req, target);
             return;
         }
         if (route.state() != SandboxState.RUNNING) {
             respond(req, 502, target.sandboxId(), "sandbox '" + target.sandboxId() + "' is " + route.state().wire()
                     + "; resume it with Sandbox.connect() before sending it traffic");
-            return;
-        }
-        if (target.port() == SandboxInstance.ENVD_PORT && ENVD_INTERNAL.contains(req.path())) {
-            respond(req, 403, target.sandboxId(), "envd's " + req.path() + " is internal to Capsule and not reachable through the gateway");
             return;
         }
         SocketAddress server = SocketAddress.inetSocketAddress(target.port(), route.address().getHostAddress());
@@ -199,6 +259,83 @@ public final class Gateway {
                 relayResponse(req, res.result(), relayed);
             });
         });
+    }
+
+    /**
+     * Checks the sandbox's traffic access token on its user ports (envd has its own token); answers 403 with E2B's
+     * messages and returns false when it is missing or wrong.
+     */
+    private static boolean trafficAllowed(HttpServerRequest req, Target target, Route route) {
+        if (route.trafficAccessToken() == null || target.port() == SandboxInstance.ENVD_PORT) return true;
+        String presented = req.getHeader(TRAFFIC_TOKEN_HEADER);
+        if (presented == null || presented.isEmpty()) {
+            respond(req, 403, target.sandboxId(), "Sandbox is secured with traffic access token. Token header '"
+                    + TRAFFIC_TOKEN_HEADER + "' is missing");
+            return false;
+        }
+        if (!Signatures.constantTimeEquals(route.trafficAccessToken(), presented)) {
+            respond(req, 403, target.sandboxId(), "Sandbox is secured with traffic access token. Provided token in"
+                    + " header '" + TRAFFIC_TOKEN_HEADER + "' is invalid");
+            return false;
+        }
+        return true;
+    }
+
+    /**
+     * Whether an envd request could pass envd's check: it carries the access token, is {@code GET /health} (which
+     * envd answers to anyone, and which the SDK's {@code isRunning()} sends), or is a signed /files URL (envd verifies
+     * the signature). Only such requests wake a paused sandbox; anything else would wake it for a 401.
+     */
+    private static boolean mayReachEnvd(HttpServerRequest req, Route route) {
+        String token = req.getHeader("X-Access-Token");
+        if (token != null && Signatures.constantTimeEquals(route.envdAccessToken(), token)) return true;
+        if (req.method() == HttpMethod.GET && "/health".equals(req.path())) return true;
+        return "/files".equals(req.path()) && queryParam(req, "signature") != null;
+    }
+
+    /** A decoded query parameter, or null when absent or when the query is not valid URL encoding. */
+    private static String queryParam(HttpServerRequest req, String name) {
+        try {
+            return req.getParam(name);
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
+    }
+
+    /**
+     * The path as a server that decodes and normalises it would see it: percent-escapes decoded, empty and "."
+     * segments dropped, ".." applied, no trailing slash. So no spelling of an internal endpoint slips past the check.
+     */
+    static String canonicalPath(String raw) {
+        String decoded = raw;
+        for (int i = 0; i < 3 && decoded.indexOf('%') >= 0; i++) {
+            decoded = percentDecode(decoded);
+        }
+        var segments = new java.util.ArrayDeque<String>();
+        for (String segment : decoded.replace('\\', '/').split("/")) {
+            if (segment.isEmpty() || segment.equals(".")) continue;
+            if (segment.equals("..")) {
+                segments.pollLast();
+            } else {
+                segments.addLast(segment);
+            }
+        }
+        return "/" + String.join("/", segments);
+    }
+
+    /** Decodes %XX escapes; malformed ones stay as they are. */
+    private static String percentDecode(String s) {
+        var out = new java.io.ByteArrayOutputStream();
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '%' && i + 2 < s.length() && HexFormat.isHexDigit(s.charAt(i + 1)) && HexFormat.isHexDigit(s.charAt(i + 2))) {
+                out.write(HexFormat.fromHexDigits(s, i + 1, i + 3));
+                i += 2;
+            } else {
+                out.writeBytes(String.valueOf(c).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            }
+        }
+        return out.toString(java.nio.charset.StandardCharsets.UTF_8);
     }
 
     /**

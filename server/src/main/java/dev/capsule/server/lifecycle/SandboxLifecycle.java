@@ -155,9 +155,11 @@ public final class SandboxLifecycle implements AutoCloseable {
         String id = pooled.map(SandboxInstance::sandboxId).orElseGet(SandboxIds::newId);
         String token = newToken();
         Instant now = clock.instant();
+        String trafficToken = request.publicTraffic() ? null : newToken();
         var record = new SandboxRecord(id, templateId, alias, SandboxState.CREATING, now, now.plus(timeout),
                 source.resources(), request.metadata(), request.envVars(), token, request.allowInternetAccess(),
-                request.network(), request.lifecycle(), null, driver, timeout, true);
+                request.network(), request.lifecycle(), null, driver, timeout, true, trafficToken,
+                request.apiKeyId());
         return locked(id, () -> {
             Instant endAt;
             String address;
@@ -190,7 +192,7 @@ public final class SandboxLifecycle implements AutoCloseable {
                 throw new DriverFailure("could not start a sandbox from template '" + request.templateRef() + "': "
                         + cause + "; nothing was left behind, try again or check the server log", e);
             }
-            routes.put(id, new Route(id, SandboxState.RUNNING, instance.address(), request.lifecycle().autoResume()));
+            routes.put(id, routeOf(record.withState(SandboxState.RUNNING).withAddress(address)));
             arm(id, endAt);
             event(id, "sandbox.lifecycle.created", null);
             events.transitionTook("create", began);
@@ -447,7 +449,8 @@ public final class SandboxLifecycle implements AutoCloseable {
     }
 
     private static Route routeOf(SandboxRecord s) {
-        return new Route(s.id(), s.state(), s.address() == null ? null : parseAddress(s.address()), s.lifecycle().autoResume());
+        return new Route(s.id(), s.state(), s.address() == null ? null : parseAddress(s.address()),
+                s.lifecycle().autoResume(), s.envdAccessToken(), s.trafficAccessToken());
     }
 
     /** The sandbox's own timeout (from its create), at most the server's maximum; the default for older rows. */
@@ -613,7 +616,7 @@ public final class SandboxLifecycle implements AutoCloseable {
      * Where the driver keeps no memory in snapshots (oci), forks start their processes afresh. The source keeps
      * its id, state and expiry. Each fork succeeds or fails on its own.
      */
-    public List<ForkResult> fork(String id, Duration timeout, int count) {
+    public List<ForkResult> fork(String id, Duration timeout, int count, String apiKeyId) {
         if (count < 1 || count > MAX_FORKS) {
             throw new InvalidRequest("'count' must be between 1 and " + MAX_FORKS + ", got " + count);
         }
@@ -627,7 +630,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         try {
             var template = new TemplateRecord(snapshot.id(), List.of(), s.resources(), s.runtime());
             var request = new CreateRequest(snapshot.id(), timeout, s.metadata(), s.envVars(), s.allowInternetAccess(),
-                    s.network(), policyOf(s), s.lifecycle());
+                    s.network(), policyOf(s), s.lifecycle(), s.trafficAccessToken() == null, apiKeyId, s.runtime());
             var gate = new Semaphore(FORK_PARALLELISM);
             List<Future<ForkResult>> started = new ArrayList<>();
             try (var forks = Executors.newVirtualThreadPerTaskExecutor()) {
@@ -705,6 +708,14 @@ public final class SandboxLifecycle implements AutoCloseable {
     /** A cached route without blocking, or null when this sandbox's route must be looked up with {@link #route}. */
     public Route cachedRoute(String id) {
         return routes.get(id);
+    }
+
+    /**
+     * Every cached route, without blocking: after {@link #recover()} that is every sandbox this server runs or keeps
+     * paused. The gateway looks signed URLs that name no sandbox up among them.
+     */
+    public java.util.Collection<Route> cachedRoutes() {
+        return java.util.List.copyOf(routes.values());
     }
 
     /**

@@ -191,7 +191,7 @@ public final class ServerMetrics {
         if ((key == null || key.isBlank()) && auth != null && auth.regionMatches(true, 0, "Bearer ", 0, 7)) {
             key = auth.substring(7);
         }
-        return key != null && !key.isBlank() && apiKeys.verify(key.strip());
+        return key != null && !key.isBlank() && apiKeys.authenticate(key.strip()).isPresent();
     }
 
     private void countSandboxes() {

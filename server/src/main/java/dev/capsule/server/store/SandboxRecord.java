@@ -12,6 +12,9 @@ import java.util.Map;
  * with (null on rows from before it was stored: the server's default applies). {@code memoryKept}: while paused,
  * whether the pause keeps its memory (false = filesystem only, resuming cold-boots it); while running, whether its
  * last resume or server restart kept its memory (false after a cold boot).
+ * {@code trafficAccessToken} is what requests to its user ports must carry in {@code e2b-traffic-access-token}
+ * (null: they are public); {@code apiKeyId} the id of the API key that created it (null for rows from before
+ * per-key quotas), which the key's sandbox quota counts.
  */
 public record SandboxRecord(
         String id,
@@ -30,20 +33,26 @@ public record SandboxRecord(
         String address,
         String runtime,
         Duration timeout,
-        boolean memoryKept) {
+        boolean memoryKept,
+        String trafficAccessToken,
+        String apiKeyId) {
 
     public SandboxRecord {
         metadata = Map.copyOf(metadata);
         envVars = Map.copyOf(envVars);
     }
 
-    /** A sandbox whose own timeout is not known (the server default applies) and whose memory was kept. */
+    /**
+     * A sandbox whose own timeout is not known (the server default applies), whose memory was kept, with public
+     * user ports and no creating key (rows from before those existed, tests).
+     */
     public SandboxRecord(String id, String templateId, String alias, SandboxState state, Instant startedAt, Instant endAt,
                          Resources resources, Map<String, String> metadata, Map<String, String> envVars,
                          String envdAccessToken, Boolean allowInternetAccess, String network, Lifecycle lifecycle,
                          String address, String runtime) {
         this(id, templateId, alias, state, startedAt, endAt, resources, metadata, envVars, envdAccessToken,
-                allowInternetAccess, network, lifecycle, address, runtime, null, true);
+                allowInternetAccess, network, lifecycle, address, runtime, null, true,
+                null, null);
     }
 
     /** What happens at the timeout, and whether gateway traffic wakes a paused sandbox (the persistence issue). */
@@ -57,21 +66,25 @@ public record SandboxRecord(
 
     public SandboxRecord withState(SandboxState s) {
         return new SandboxRecord(id, templateId, alias, s, startedAt, endAt, resources, metadata, envVars,
-                envdAccessToken, allowInternetAccess, network, lifecycle, address, runtime, timeout, memoryKept);
+                envdAccessToken, allowInternetAccess, network, lifecycle, address, runtime, timeout, memoryKept,
+                trafficAccessToken, apiKeyId);
     }
 
     public SandboxRecord withEndAt(Instant t) {
         return new SandboxRecord(id, templateId, alias, state, startedAt, t, resources, metadata, envVars,
-                envdAccessToken, allowInternetAccess, network, lifecycle, address, runtime, timeout, memoryKept);
+                envdAccessToken, allowInternetAccess, network, lifecycle, address, runtime, timeout, memoryKept,
+                trafficAccessToken, apiKeyId);
     }
 
     public SandboxRecord withAddress(String a) {
         return new SandboxRecord(id, templateId, alias, state, startedAt, endAt, resources, metadata, envVars,
-                envdAccessToken, allowInternetAccess, network, lifecycle, a, runtime, timeout, memoryKept);
+                envdAccessToken, allowInternetAccess, network, lifecycle, a, runtime, timeout, memoryKept,
+                trafficAccessToken, apiKeyId);
     }
 
     public SandboxRecord withMemoryKept(boolean kept) {
         return new SandboxRecord(id, templateId, alias, state, startedAt, endAt, resources, metadata, envVars,
-                envdAccessToken, allowInternetAccess, network, lifecycle, address, runtime, timeout, kept);
+                envdAccessToken, allowInternetAccess, network, lifecycle, address, runtime, timeout, kept,
+                trafficAccessToken, apiKeyId);
     }
 }

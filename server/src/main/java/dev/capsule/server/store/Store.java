@@ -14,6 +14,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
+import java.util.UUID;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.stream.Stream;
 import org.flywaydb.core.Flyway;
@@ -119,10 +121,11 @@ public final class Store implements AutoCloseable {
         write(h -> h.createUpdate("""
                 INSERT INTO sandboxes (id, template_id, alias, state, started_at, end_at, cpu_count, memory_mb,
                   disk_size_mb, metadata, env_vars, envd_access_token, allow_internet_access, network, on_timeout,
-                  auto_resume, auto_pause_memory, address, runtime, timeout_ms, memory_kept)
+                  auto_resume, auto_pause_memory, address, runtime, timeout_ms, memory_kept, traffic_access_token,
+                  api_key_id)
                 VALUES (:id, :templateId, :alias, :state, :startedAt, :endAt, :cpu, :mem, :disk, :metadata, :envVars,
                   :token, :internet, :network, :onTimeout, :autoResume, :autoPauseMemory, :address, :runtime,
-                  :timeoutMs, :memoryKept)""")
+                  :timeoutMs, :memoryKept, :trafficToken, :apiKeyId)""")
                 .bind("id", s.id()).bind("templateId", s.templateId()).bind("alias", s.alias())
                 .bind("state", s.state().wire()).bind("startedAt", s.startedAt().toEpochMilli())
                 .bind("endAt", s.endAt().toEpochMilli()).bind("cpu", s.resources().cpuCount())
@@ -133,6 +136,8 @@ public final class Store implements AutoCloseable {
                 .bind("autoResume", s.lifecycle().autoResume()).bind("autoPauseMemory", s.lifecycle().autoPauseMemory())
                 .bind("address", s.address()).bind("runtime", s.runtime())
                 .bind("timeoutMs", s.timeout() == null ? null : s.timeout().toMillis()).bind("memoryKept", s.memoryKept())
+                .bind("trafficToken", s.trafficAccessToken() == null ? null : secrets.seal(s.trafficAccessToken()))
+                .bind("apiKeyId", s.apiKeyId())
                 .execute());
     }
 
@@ -164,6 +169,22 @@ public final class Store implements AutoCloseable {
     public List<SandboxRecord> allSandboxes() {
         return read(h -> h.createQuery("SELECT * FROM sandboxes ORDER BY started_at, id").map(this::sandbox).list());
     }
+
+    /**
+     * What the sandbox quota of API key {@code apiKeyId} sees: how many of its sandboxes are in {@code states}, and
+     * the earliest end time among its running ones (null when none runs).
+     */
+    public KeyUsage keyUsage(String apiKeyId, Set<SandboxState> states) {
+        return read(h -> h.createQuery("""
+                SELECT COUNT(*) AS n, MIN(CASE WHEN state = :running THEN end_at END) AS first_end
+                FROM sandboxes WHERE api_key_id = :key AND state IN (<states>)""")
+                .bind("key", apiKeyId).bind("running", SandboxState.RUNNING.wire())
+                .bindList("states", states.stream().map(SandboxState::wire).toList())
+                .map((rs, c) -> new KeyUsage(rs.getInt("n"), instantOrNull(rs, "first_end"))).one());
+    }
+
+    /** A key's sandbox count, and when its first running sandbox times out (null: none runs). */
+    public record KeyUsage(int sandboxes, Instant firstEnd) {}
 
     public int countSandboxes(SandboxState state) {
         return read(h -> h.createQuery("SELECT COUNT(*) FROM sandboxes WHERE state = :s").bind("s", state.wire())
@@ -218,7 +239,9 @@ public final class Store implements AutoCloseable {
                         rs.getBoolean("auto_pause_memory"), rs.getBoolean("auto_resume")),
                 rs.getString("address"), rs.getString("runtime"),
                 rs.getObject("timeout_ms") == null ? null : java.time.Duration.ofMillis(rs.getLong("timeout_ms")),
-                rs.getBoolean("memory_kept"));
+                rs.getBoolean("memory_kept"),
+                rs.getString("traffic_access_token") == null ? null : secrets.open(rs.getString("traffic_access_token")),
+                rs.getString("api_key_id"));
     }
 
     // ---- templates ----
@@ -406,6 +429,15 @@ public final class Store implements AutoCloseable {
         return read(h -> h.createQuery("SELECT * FROM api_keys ORDER BY created_at, id").map(Store::apiKey).list());
     }
 
+    /** Sets a key's own limits (null fields: the server's settings); false if there is no such key. */
+    public boolean setApiKeyLimits(String id, ApiKeyRecord.Limits limits) {
+        return write(h -> h.createUpdate("""
+                UPDATE api_keys SET max_requests = :requests, max_creates_per_second = :creates, max_sandboxes = :sandboxes
+                WHERE id = :id""")
+                .bind("id", id).bind("requests", limits.requests()).bind("creates", limits.createsPerSecond())
+                .bind("sandboxes", limits.sandboxes()).execute()) == 1;
+    }
+
     /** Marks a key revoked; false if there is no such key or it was already revoked. */
     public boolean revokeApiKey(String id, Instant at) {
         return write(h -> h.createUpdate("UPDATE api_keys SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL")
@@ -418,7 +450,9 @@ public final class Store implements AutoCloseable {
 
     private static ApiKeyRecord apiKey(ResultSet rs, StatementContext ctx) throws SQLException {
         return new ApiKeyRecord(rs.getString("id"), rs.getString("key_hash"), rs.getString("name"),
-                Instant.ofEpochMilli(rs.getLong("created_at")), instantOrNull(rs, "last_used_at"), instantOrNull(rs, "revoked_at"));
+                Instant.ofEpochMilli(rs.getLong("created_at")), instantOrNull(rs, "last_used_at"), instantOrNull(rs, "revoked_at"),
+                new ApiKeyRecord.Limits(integerOrNull(rs, "max_requests"), integerOrNull(rs, "max_creates_per_second"),
+                        integerOrNull(rs, "max_sandboxes")));
     }
 
     // ---- events ----
@@ -434,6 +468,11 @@ public final class Store implements AutoCloseable {
     private static Instant instantOrNull(ResultSet rs, String col) throws SQLException {
         long v = rs.getLong(col);
         return rs.wasNull() ? null : Instant.ofEpochMilli(v);
+    }
+
+    private static Integer integerOrNull(ResultSet rs, String col) throws SQLException {
+        int v = rs.getInt(col);
+        return rs.wasNull() ? null : v;
     }
 
     static String toJson(Map<String, String> m) {

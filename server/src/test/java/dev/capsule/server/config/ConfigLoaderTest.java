@@ -113,6 +113,19 @@ class ConfigLoaderTest {
                 .isInstanceOf(ConfigException.class).hasMessageContaining("cannot read config file");
     }
 
+    @Test
+    void rateLimitsHaveDefaultsAndRefuseNegativesAndZeroIntervals() {
+        Config c = ConfigLoader.load(List.of(), Map.of("CAPSULE_CONFIG", writeFile("")));
+        assertThat(c.rateLimits()).isEqualTo(new Config.RateLimits(20_000, Duration.ofSeconds(30), 20, 100));
+        Config set = ConfigLoader.load(List.of("--rate-limit-creates", "0", "--max-sandboxes-per-key=5"),
+                Map.of("CAPSULE_CONFIG", writeFile("rate_limit_interval = 1m\n"), "CAPSULE_RATE_LIMIT_REQUESTS", "7"));
+        assertThat(set.rateLimits()).isEqualTo(new Config.RateLimits(7, Duration.ofMinutes(1), 0, 5));
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--rate-limit-creates", "-1"), Map.of("CAPSULE_CONFIG", writeFile(""))))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("cannot be negative");
+        assertThatThrownBy(() -> ConfigLoader.load(List.of("--rate-limit-interval", "0"), Map.of("CAPSULE_CONFIG", writeFile(""))))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("rate_limit_interval");
+    }
+
     private String writeFile(String text) {
         try {
             Path f = Files.createTempFile(tmp, "capsule", ".conf");

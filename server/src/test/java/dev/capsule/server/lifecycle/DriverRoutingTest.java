@@ -31,7 +31,7 @@ class DriverRoutingTest {
     TestServer s;
 
     @BeforeEach
-    void start() {
+    void start() throws Exception {
         envd = new EnvdStandIn();
         oci = envd.runtime;
         microvm = new RecordingRuntime("microvm");

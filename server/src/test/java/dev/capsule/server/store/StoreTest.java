@@ -133,7 +133,7 @@ class StoreTest {
         Store s = open(db);
         var rec = new SandboxRecord("owntimeout0000000001", "base", "base", SandboxState.RUNNING, Instant.ofEpochMilli(1_000),
                 Instant.ofEpochMilli(31_000), new Resources(2, 512, 4096), Map.of(), Map.of(), "t", null, null,
-                SandboxRecord.Lifecycle.KILL, "10.0.0.2", "oci", java.time.Duration.ofSeconds(30), true);
+                SandboxRecord.Lifecycle.KILL, "10.0.0.2", "oci", java.time.Duration.ofSeconds(30), true, null, null);
         s.insertSandbox(rec);
         assertThat(s.findSandbox(rec.id())).contains(rec);
         assertThat(s.updateSandbox(rec.id(), SandboxState.PAUSED, null, rec.endAt(), false)).isTrue();
