@@ -48,7 +48,8 @@ public final class EnvdHealth {
                 last = e.getMessage();
             }
             if (!alive.getAsBoolean()) {
-                throw new RuntimeFailure("sandbox " + sandboxId + " ended before envd answered /health (" + last
+                // a VM ends when its envd does, so for both drivers it is envd that exited
+                throw new RuntimeFailure("envd in sandbox " + sandboxId + " exited before answering /health (" + last
                         + "); console log: " + console.get());
             }
             if (System.nanoTime() > deadline) {

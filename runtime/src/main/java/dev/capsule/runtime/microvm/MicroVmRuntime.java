@@ -1129,16 +1129,10 @@ public final class MicroVmRuntime implements SandboxRuntime {
         if (current == null) {
             synchronized (resolveLock) {
                 if (guest == null) {
-                    for (Path file : List.of(config.envdJar(), config.execHelper())) {
-                        if (!Files.isRegularFile(file)) {
-                            throw new RuntimeFailure("envd build output " + file + " is missing: build envd with "
-                                    + "`./mvnw -pl envd -am package`, set CAPSULE_HOME to the repository, or "
-                                    + "configure the envd jar and exec helper paths");
-                        }
-                    }
+                    BundleInputs inputs = BundleInputs.ofBuild(config.envdJar(), config.execHelper());
                     try {
                         Path busybox = GuestImages.staticBusybox();
-                        RuntimeBundle bundle = bundles.ensure(BundleInputs.of(config.envdJar(), config.execHelper()));
+                        RuntimeBundle bundle = bundles.ensure(inputs);
                         GuestKernel kernel = GuestKernel.ensure(config.cacheDir(), builds, busybox);
                         Path bundleImage = GuestImages.bundle(builds, bundle, busybox, RuntimeBundle.envdCommandWithOptions(
                                 RuntimeBundle.ENVD_JVM_OPTIONS, OciRuntime.ENVD_ARGS));

@@ -10,8 +10,6 @@ import dev.capsule.runtime.layer.LayerStore;
 import dev.capsule.runtime.template.Template;
 import dev.capsule.runtime.template.TemplateCache;
 
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
 
@@ -95,15 +93,9 @@ final class SandboxImages {
         if (current == null) {
             synchronized (resolveLock) {
                 if (bundle == null) {
-                    for (Path file : List.of(config.envdJar(), config.execHelper())) {
-                        if (!Files.isRegularFile(file)) {
-                            throw new RuntimeFailure("envd build output " + file + " is missing: build envd with "
-                                    + "`./mvnw -pl envd -am package`, set CAPSULE_HOME to the repository, or "
-                                    + "configure the envd jar and exec helper paths");
-                        }
-                    }
+                    BundleInputs inputs = BundleInputs.ofBuild(config.envdJar(), config.execHelper());
                     try {
-                        bundle = bundles.ensure(BundleInputs.of(config.envdJar(), config.execHelper()));
+                        bundle = bundles.ensure(inputs);
                     } catch (RuntimeException e) {
                         throw new RuntimeFailure("cannot build the runtime bundle in " + bundles.dir() + ": "
                                 + e.getMessage(), e);
