@@ -55,6 +55,8 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.FutureTask;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 
 /**
@@ -93,6 +95,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
     private static final Duration QUIT_GRACE = Duration.ofSeconds(15);
     /** envd warm-up rounds before a template snapshot is saved: fewer left the server's first requests slow. */
     private static final int WARMUP_ROUNDS = 8;
+    private static final int BRING_UPS = Math.max(1, Runtime.getRuntime().availableProcessors());
     /** Bumped when the way a template snapshot is made changes, so old ones are not restored. */
     private static final int SNAPSHOT_FORMAT = 2;
 
@@ -105,6 +108,12 @@ public final class MicroVmRuntime implements SandboxRuntime {
     private final String qemuVersion;
     /** Ids this instance is starting now (sandboxes, and template snapshots' VMs): not listed, not orphans. */
     private final Set<String> starting = ConcurrentHashMap.newKeySet();
+    /**
+     * VMs brought up (restored or booted, until envd answers) at once: one per host CPU. Under TCG a guest needs a
+     * host core to get to envd in time: 20 creates at once on 2 cores took 4-32 s each, and 6 of them missed the
+     * server's 10 s envd /init. The others wait their turn, in order, up to the start timeout.
+     */
+    private final Semaphore bringUps = new Semaphore(BRING_UPS, true);
     private final Object resolveLock = new Object();
     private volatile Guest guest;
 
@@ -261,9 +270,16 @@ public final class MicroVmRuntime implements SandboxRuntime {
             Qemu.Machine machine = machine(record);
             if (ram.isPresent()) {
                 await(ram.get());
-                welcome(dir, network, load(dir, network, machine, source.memory().get().state()));
-            } else {
-                boot(dir, network, machine);
+            }
+            admit(id);
+            try {
+                if (ram.isPresent()) {
+                    welcome(dir, network, load(dir, network, machine, source.memory().get().state()));
+                } else {
+                    boot(dir, network, machine);
+                }
+            } finally {
+                bringUps.release();
             }
             flushInBackground(dir);
             return new SandboxInstance(id, source.templateId(), network.address(), startedAt);
@@ -592,13 +608,18 @@ public final class MicroVmRuntime implements SandboxRuntime {
             VmNetwork.attach(network);
             try {
                 if (status == VmRecord.Status.FROZEN) {
-                    long pid = load(dir, network, machine(record), dir.state());
+                    admit(sandboxId);
                     try {
-                        welcome(dir, network, pid);
-                    } catch (RuntimeException e) {
-                        // the guest has run, so its RAM file has moved on from the saved state: save that again
-                        keepOrForget(dir, pid, e);
-                        throw e;
+                        long pid = load(dir, network, machine(record), dir.state());
+                        try {
+                            welcome(dir, network, pid);
+                        } catch (RuntimeException e) {
+                            // the guest has run, so its RAM file has moved on from the saved state: save that again
+                            keepOrForget(dir, pid, e);
+                            throw e;
+                        }
+                    } finally {
+                        bringUps.release();
                     }
                     record.with(VmRecord.Status.RUNNING).write(dir);
                     Files.deleteIfExists(dir.state());
@@ -607,7 +628,12 @@ public final class MicroVmRuntime implements SandboxRuntime {
                 }
                 VmRecord booting = record.withAppend(appendFor(sandboxId, network)).with(VmRecord.Status.RUNNING);
                 booting.write(dir);
-                boot(dir, network, machine(booting));
+                admit(sandboxId);
+                try {
+                    boot(dir, network, machine(booting));
+                } finally {
+                    bringUps.release();
+                }
                 return new Resumed(instance(booting, SandboxInstance.State.RUNNING), false);
             } catch (IOException | RuntimeException e) {
                 RuntimeFailure failure = e instanceof RuntimeFailure f ? f
@@ -938,6 +964,24 @@ public final class MicroVmRuntime implements SandboxRuntime {
                 // gone (destroyed meanwhile) or unflushable: the pause's own flush reports what matters
             }
         });
+    }
+
+    /**
+     * Waits for a turn to bring a VM up ({@link #bringUps}); the caller releases it.
+     *
+     * @throws RuntimeFailure no turn came within the start timeout
+     */
+    private void admit(String sandboxId) {
+        try {
+            if (!bringUps.tryAcquire(config.startTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
+                throw new RuntimeFailure("sandbox " + sandboxId + " waited " + config.startTimeout().toSeconds()
+                        + " s for its turn: this host brings up " + BRING_UPS + " VMs at a time (one per CPU) and "
+                        + bringUps.getQueueLength() + " more are waiting; start fewer sandboxes at once, or retry");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new RuntimeFailure("interrupted while sandbox " + sandboxId + " waited for its turn to start", e);
+        }
     }
 
     private static Future<?> background(Runnable task) {
