@@ -1076,11 +1076,11 @@ public final class MicroVmRuntime implements SandboxRuntime {
         Mounts.deleteTree(dir.dir());
     }
 
-    private static void copySparse(Path source, Path target) {
+    static void copySparse(Path source, Path target) {
         Command.run(List.of(Tools.path("cp"), "--sparse=always", source.toString(), target.toString()), 600).orThrow();
     }
 
-    private static void force(Path file) {
+    static void force(Path file) {
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
             channel.force(true);
         } catch (IOException e) {
@@ -1120,7 +1120,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
                 + " does not exist on this host"));
     }
 
-    private static List<Path> list(Path dir) {
+    static List<Path> list(Path dir) {
         if (!Files.isDirectory(dir)) {
             return List.of();
         }

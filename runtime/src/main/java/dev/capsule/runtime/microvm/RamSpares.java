@@ -1,19 +1,13 @@
 package dev.capsule.runtime.microvm;
 
-import dev.capsule.runtime.host.Command;
 import dev.capsule.runtime.host.Mounts;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.channels.FileChannel;
-import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
@@ -47,12 +41,12 @@ final class RamSpares {
      * that are no longer in the cache ({@code snapshotExists} false for their directory's name).
      */
     void sweep(java.util.function.Predicate<String> snapshotExists) {
-        for (Path dir : list(root)) {
+        for (Path dir : MicroVmRuntime.list(root)) {
             if (!snapshotExists.test(dir.getFileName().toString())) {
                 Mounts.deleteTree(dir);
                 continue;
             }
-            for (Path file : list(dir)) {
+            for (Path file : MicroVmRuntime.list(dir)) {
                 if (!file.getFileName().toString().endsWith(".ram")) {
                     Mounts.deleteTree(file);
                 }
@@ -66,7 +60,7 @@ final class RamSpares {
      */
     boolean take(Path ram, Path target) {
         boolean taken = false;
-        for (Path spare : list(dir(ram))) {
+        for (Path spare : MicroVmRuntime.list(dir(ram))) {
             if (!spare.getFileName().toString().endsWith(".ram")) {
                 continue;
             }
@@ -102,11 +96,8 @@ final class RamSpares {
                     String name = UUID.randomUUID().toString();
                     Path temp = dir.resolve(name + ".tmp");
                     try {
-                        Command.run(List.of(Tools.path("cp"), "--sparse=always", ram.toString(), temp.toString()), 600)
-                                .orThrow();
-                        try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.READ)) {
-                            channel.force(true);
-                        }
+                        MicroVmRuntime.copySparse(ram, temp);
+                        MicroVmRuntime.force(temp);
                         Files.move(temp, dir.resolve(name + ".ram"), StandardCopyOption.ATOMIC_MOVE);
                     } finally {
                         Files.deleteIfExists(temp);
@@ -144,19 +135,7 @@ final class RamSpares {
     }
 
     private static long count(Path dir) {
-        return list(dir).stream().filter(file -> file.getFileName().toString().endsWith(".ram")).count();
-    }
-
-    private static List<Path> list(Path dir) {
-        if (!Files.isDirectory(dir)) {
-            return List.of();
-        }
-        List<Path> entries = new ArrayList<>();
-        try (DirectoryStream<Path> stream = Files.newDirectoryStream(dir)) {
-            stream.forEach(entries::add);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot list " + dir + ": " + e.getMessage(), e);
-        }
-        return entries;
+        return MicroVmRuntime.list(dir).stream().filter(file -> file.getFileName().toString().endsWith(".ram"))
+                .count();
     }
 }
