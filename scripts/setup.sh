@@ -63,6 +63,7 @@ need mkfs.ext4 e2fsprogs
 need losetup mount
 need xz xz-utils          # unpacks the embedded PostgreSQL the store tests run
 need python3 python3      # small test servers in the network and runtime tests
+need openssl openssl      # the egress tests' stand-in TLS servers make a throwaway certificate
 need setpriv util-linux   # the PostgreSQL fixture runs initdb as nobody
 [ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 need qemu-system-x86_64 qemu-system-x86

@@ -148,6 +148,15 @@ final class ServerCommand implements Callable<Integer> {
         }
         String pool = env.get("CAPSULE_NETWORK_POOL");
         if (pool != null && !pool.isBlank()) net = net.withPool(dev.capsule.runtime.network.Ipv4Cidr.parse(pool));
+        // Where Capsule's DNS server forwards the sandboxes' queries: comma-separated ip or ip:port.
+        String dns = env.get("CAPSULE_NETWORK_UPSTREAM_DNS");
+        if (dns != null && !dns.isBlank()) {
+            try {
+                net = net.withNameservers(java.util.Arrays.stream(dns.split(",")).map(String::strip).toList());
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException("CAPSULE_NETWORK_UPSTREAM_DNS: " + e.getMessage());
+            }
+        }
         return net;
     }
 }

@@ -72,6 +72,11 @@ public final class Drivers implements SandboxRuntime {
     }
 
     @Override
+    public NetworkPolicy networkPolicy(String sandboxId) {
+        return owner(sandboxId).networkPolicy(sandboxId);
+    }
+
+    @Override
     public void pause(String sandboxId, boolean keepMemory) {
         owner(sandboxId).pause(sandboxId, keepMemory);
     }

@@ -45,6 +45,14 @@ public interface SandboxRuntime extends AutoCloseable {
     void applyNetworkPolicy(String sandboxId, NetworkPolicy policy);
 
     /**
+     * The egress policy in force for the sandbox (running or paused), as it was started or last applied, with the
+     * egress proxy's credentials, which the store does not keep.
+     *
+     * @throws RuntimeFailure there is no such sandbox on this host
+     */
+    NetworkPolicy networkPolicy(String sandboxId);
+
+    /**
      * Pauses the sandbox. With {@code keepMemory}: on return its filesystem changes are durable on disk and its
      * processes are frozen (memory kept, no CPU used; how is the driver's {@link #pauseMode()}), state
      * {@link SandboxInstance.State#FROZEN}. Without: its filesystem is made durable, its processes are stopped and

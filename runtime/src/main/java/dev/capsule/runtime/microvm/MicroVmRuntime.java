@@ -355,7 +355,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
     private void welcome(VmDirectory dir, SandboxNetwork network, long pid) {
         try {
             GuestAgent.restore(dir.console(), network.addressText() + "/" + network.prefixLength(),
-                    network.gateway().getHostAddress(), network.sandboxId(), config.network().nameservers(),
+                    network.gateway().getHostAddress(), network.sandboxId(), network.nameservers(),
                     AGENT_TIMEOUT);
         } catch (IOException e) {
             throw new RuntimeFailure("the guest agent of sandbox " + network.sandboxId() + " did not answer: "
@@ -541,6 +541,11 @@ public final class MicroVmRuntime implements SandboxRuntime {
         }
         // recorded after it holds, so a restarted server (or a later resume) applies the policy in force
         record.with(policy).write(dir);
+    }
+
+    @Override
+    public NetworkPolicy networkPolicy(String sandboxId) {
+        return requireRecord(requireId(sandboxId)).network();
     }
 
     // --- pause, resume, snapshots ------------------------------------------------------------------------
@@ -1031,7 +1036,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
 
     private String appendFor(String hostname, SandboxNetwork network) {
         return Qemu.append(Qemu.tscKhz(), network.addressText() + "/" + network.prefixLength(), network.gateway().getHostAddress(),
-                hostname, config.network().nameservers());
+                hostname, network.nameservers());
     }
 
     private Qemu.Machine machine(VmRecord record) {

@@ -52,6 +52,25 @@ public record Ipv4Cidr(int network, int prefixLength) {
         return (toInt(address) & mask(prefixLength)) == network;
     }
 
+    /** Whether every address of {@code other} is in this network. */
+    public boolean contains(Ipv4Cidr other) {
+        return other.prefixLength >= prefixLength && (other.network & mask(prefixLength)) == network;
+    }
+
+    /** {@code a.b.c.d} as the network of that one address, {@code a.b.c.d/32}. */
+    public static Ipv4Cidr ofAddress(String text) {
+        return new Ipv4Cidr(parseAddress(text), 32);
+    }
+
+    /** The address as an {@link Inet4Address}; null if {@code text} is not a dotted-quad IPv4 address. */
+    public static Inet4Address parseInet(String text) {
+        try {
+            return toInet(parseAddress(text));
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
+    }
+
     @Override
     public String toString() {
         return format(network) + "/" + prefixLength;
@@ -86,6 +105,9 @@ public record Ipv4Cidr(int network, int prefixLength) {
         }
         int value = 0;
         for (String part : parts) {
+            if (!part.chars().allMatch(c -> c >= '0' && c <= '9')) {
+                throw new IllegalArgumentException("not an IPv4 address: " + text);
+            }
             int octet;
             try {
                 octet = Integer.parseInt(part);

@@ -1,5 +1,7 @@
 package dev.capsule.runtime.network;
 
+import dev.capsule.runtime.network.egress.EgressServices;
+
 import java.nio.file.Path;
 import java.util.List;
 import java.util.regex.Pattern;
@@ -12,7 +14,8 @@ import java.util.regex.Pattern;
  * first host address is the gateway (host side), the second the sandbox's {@code eth0}.
  *
  * @param hostServices ports on the host that sandboxes may connect to; every other host port is closed to them
- * @param nameservers  resolvers the runtime writes into the sandbox's resolv.conf
+ * @param nameservers  upstream resolvers ({@code ip} or {@code ip:port}) that Capsule's DNS server forwards the
+ *                     sandboxes' queries to; each sandbox's resolv.conf names its gateway, where that server answers
  * @param runDirectory host-wide state that lives until reboot (the marker saying Capsule turned on IPv4
  *                     forwarding); instances that should coordinate share it
  */
@@ -51,15 +54,23 @@ public record NetworkConfig(
         }
         hostServices = List.copyOf(hostServices);
         nameservers = List.copyOf(nameservers);
+        if (nameservers.isEmpty()) {
+            throw new IllegalArgumentException("at least one upstream DNS server is required for the sandboxes' "
+                    + "resolver");
+        }
+        nameservers.forEach(EgressServices::parseServer); // validates
         if (runDirectory == null) {
             throw new IllegalArgumentException("run directory is required");
         }
     }
 
-    /** Namespaces {@code capsule-<id>}, table {@code inet capsule}, veths {@code csb<n>}, pool 10.11.0.0/16. */
+    /**
+     * Namespaces {@code capsule-<id>}, table {@code inet capsule}, veths {@code csb<n>}, pool 10.11.0.0/16, the
+     * host's own resolvers upstream ({@link EgressServices#hostResolvers()}).
+     */
     public static NetworkConfig defaults() {
         return new NetworkConfig("capsule", "csb", Ipv4Cidr.parse("10.11.0.0/16"), List.of(),
-                List.of("1.1.1.1", "8.8.8.8"), Path.of("/run/capsule"));
+                EgressServices.hostResolvers(), Path.of("/run/capsule"));
     }
 
     public NetworkConfig withName(String newName, String newInterfacePrefix) {
@@ -106,15 +117,6 @@ public record NetworkConfig(
         char first = driver.charAt(0) != interfacePrefix.charAt(0) ? driver.charAt(0) : 'z';
         return new NetworkConfig(name + "_" + driver, first + interfacePrefix.substring(1), part, hostServices,
                 nameservers, runDirectory);
-    }
-
-    /** The resolv.conf a runtime writes into each sandbox. */
-    public String resolvConf() {
-        StringBuilder text = new StringBuilder();
-        for (String server : nameservers) {
-            text.append("nameserver ").append(server).append('\n');
-        }
-        return text.toString();
     }
 
     int blockCount() {

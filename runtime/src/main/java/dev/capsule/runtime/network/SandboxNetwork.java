@@ -27,6 +27,19 @@ public record SandboxNetwork(
         return address.getHostAddress();
     }
 
+    /**
+     * The sandbox's resolv.conf: its gateway, where Capsule's DNS server answers (all the sandbox's DNS ends there
+     * anyway, whatever server it names).
+     */
+    public String resolvConf() {
+        return "nameserver " + gateway.getHostAddress() + "\n";
+    }
+
+    /** The name servers the sandbox's resolv.conf lists: its gateway. */
+    public java.util.List<String> nameservers() {
+        return java.util.List.of(gateway.getHostAddress());
+    }
+
     SandboxNetwork withPolicy(NetworkPolicy newPolicy) {
         return new SandboxNetwork(sandboxId, namespace, namespacePath, hostInterface, sandboxInterface, gateway,
                 address, prefixLength, newPolicy);

@@ -1,6 +1,8 @@
 package dev.capsule.runtime.network;
 
 import dev.capsule.runtime.NetworkPolicy;
+import dev.capsule.runtime.network.egress.EgressRules;
+import dev.capsule.runtime.network.egress.EgressServices;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -17,6 +19,7 @@ import java.util.NoSuchElementException;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -26,9 +29,14 @@ import java.util.regex.Pattern;
  * (namespaces under {@code /run/netns}, veths named {@code <prefix><block>} carrying the sandbox id as their
  * alias), so a restarted server finds what is there with {@link #open} and settles it with {@link #adopt}.
  *
+ * <p>Egress policies ({@link NetworkPolicy}) are enforced on the host: address rules by each sandbox's nftables
+ * chain, domain rules and egress proxies by Capsule's DNS server and transparent proxy ({@link EgressServices}),
+ * which run in this JVM while this instance has sandboxes and to which the table redirects sandbox traffic.
+ * {@link #close()} stops them; a sandbox then has no DNS and, when proxied, no TCP until a new instance adopts it.
+ *
  * <p>Thread-safe. Allocations run their {@code ip} commands in parallel; nftables changes are serialized.
  */
-public final class SandboxNetworks {
+public final class SandboxNetworks implements AutoCloseable {
 
     private static final Path NETNS_DIR = Path.of("/run/netns");
     private static final Path LINKS_DIR = Path.of("/sys/class/net");
@@ -49,6 +57,10 @@ public final class SandboxNetworks {
     private final Set<Integer> strayBlocks = new HashSet<>();
     private int nextBlock;
     private boolean tableReady;
+    /** Each sandbox's rules by its address, for the egress listeners (read without the lock). */
+    private final Map<String, EgressRules> rulesByAddress = new ConcurrentHashMap<>();
+    /** Running while the table exists. */
+    private EgressServices egress;
 
     private SandboxNetworks(NetworkConfig config) {
         this.config = config;
@@ -77,8 +89,7 @@ public final class SandboxNetworks {
      * Creates the sandbox's namespace, veth pair, addresses, routes and rules. The namespace is at
      * {@link SandboxNetwork#namespacePath()}; nothing runs in it yet.
      *
-     * @throws IllegalArgumentException the id is not usable in namespace and interface names, or the policy has
-     *                                  allow/deny lists (not enforced yet, issue #5)
+     * @throws IllegalArgumentException the id is not usable in namespace and interface names, or no policy
      * @throws IllegalStateException    the sandbox already has a network, or the pool is exhausted
      * @throws NetworkException         a host command failed; everything made for this call is removed again
      */
@@ -87,7 +98,6 @@ public final class SandboxNetworks {
         if (policy == null) {
             throw new IllegalArgumentException("a network policy is required (NetworkPolicy.OPEN or NO_INTERNET)");
         }
-        requireEnforceable(policy);
         SandboxNetwork network;
         synchronized (lock) {
             if (networks.containsKey(sandboxId) || unadopted.containsKey(sandboxId)
@@ -95,13 +105,16 @@ public final class SandboxNetworks {
                 throw new IllegalStateException("sandbox " + sandboxId + " already has a network on this host; "
                         + "release it first (or adopt it after a restart)");
             }
+            requireSupported(policy);
             network = network(sandboxId, reserveBlock(), policy);
             networks.put(sandboxId, network);
+            rulesByAddress.put(network.addressText(), EgressRules.of(policy));
             try {
                 applyWithTable(ruleset.addSandbox(network));
                 forwarding.enable();
             } catch (RuntimeException e) {
                 networks.remove(sandboxId);
+                rulesByAddress.remove(network.addressText());
                 dropTableIfUnused();
                 throw e;
             }
@@ -116,6 +129,7 @@ public final class SandboxNetworks {
             }
             synchronized (lock) {
                 if (networks.remove(sandboxId) != null) {
+                    rulesByAddress.remove(network.addressText());
                     removeRules(network.hostInterface(), network.addressText());
                 }
             }
@@ -124,21 +138,34 @@ public final class SandboxNetworks {
         return network;
     }
 
-    /** Replaces a running sandbox's policy; takes effect for new connections at once. */
+    /**
+     * Replaces a running sandbox's policy in one nftables transaction. New connections follow it at once; open ones
+     * that it no longer allows are cut (by the sandbox's chain, or closed by the proxy).
+     */
     public SandboxNetwork updatePolicy(String sandboxId, NetworkPolicy policy) {
         if (policy == null) {
             throw new IllegalArgumentException("a network policy is required (NetworkPolicy.OPEN or NO_INTERNET)");
         }
-        requireEnforceable(policy);
         synchronized (lock) {
             SandboxNetwork current = networks.get(sandboxId);
             if (current == null) {
                 throw new NoSuchElementException("sandbox " + sandboxId + " has no network managed here; "
                         + "allocate or adopt it first");
             }
+            requireSupported(policy);
             SandboxNetwork updated = current.withPolicy(policy);
-            applyWithTable(ruleset.updatePolicy(updated));
+            // The listeners see the new rules before nftables starts redirecting by them.
+            EgressRules previous = rulesByAddress.put(current.addressText(), EgressRules.of(policy));
+            try {
+                applyWithTable(ruleset.updatePolicy(updated));
+            } catch (RuntimeException e) {
+                rulesByAddress.put(current.addressText(), previous);
+                throw e;
+            }
             networks.put(sandboxId, updated);
+            if (egress != null) {
+                egress.policyChanged(current.address());
+            }
             return updated;
         }
     }
@@ -174,6 +201,12 @@ public final class SandboxNetworks {
             }
             boolean known = networks.remove(sandboxId) != null;
             boolean found = unadopted.remove(sandboxId) != null;
+            if (address != null) {
+                rulesByAddress.remove(address);
+                if (egress != null) {
+                    egress.policyChanged(Ipv4Cidr.parseInet(address));
+                }
+            }
             if (networks.isEmpty() && unadopted.isEmpty()) {
                 dropTableIfUnused();
             } else if (hostInterface != null) {
@@ -237,13 +270,19 @@ public final class SandboxNetworks {
             networks.clear();
             unadopted.clear();
             strayBlocks.clear();
-            adopted.forEach(network -> networks.put(network.sandboxId(), network));
+            rulesByAddress.clear();
+            adopted.forEach(network -> {
+                networks.put(network.sandboxId(), network);
+                rulesByAddress.put(network.addressText(), EgressRules.of(network.policy()));
+            });
             boolean guard = forwarding.needsGuard();
-            commands.nft(ruleset.replaceTable(guard, adopted)).orThrow("rewriting the nftables table");
+            commands.nft(ruleset.replaceTable(guard, adopted.isEmpty() ? null : egressPorts(), adopted))
+                    .orThrow("rewriting the nftables table");
             tableReady = !adopted.isEmpty();
             if (tableReady) {
                 forwarding.enable();
             } else {
+                stopEgress();
                 forwarding.restoreIfUnused();
             }
             HostState after = scan();
@@ -262,6 +301,17 @@ public final class SandboxNetworks {
     /** Removes every sandbox network of this configuration from the host, and the table. */
     public void releaseAll() {
         adopt(Map.of());
+    }
+
+    /**
+     * Stops this instance's DNS server and egress proxy; the sandboxes' networks and rules stay on the host (fail
+     * closed: their DNS and proxied connections fail) for the next instance to {@link #adopt}.
+     */
+    @Override
+    public void close() {
+        synchronized (lock) {
+            stopEgress();
+        }
     }
 
     // --- host state ---------------------------------------------------------------------------------------
@@ -366,14 +416,34 @@ public final class SandboxNetworks {
 
     private void applyWithTable(String script) {
         if (!tableReady) {
-            commands.nft(ruleset.ensureTable(forwarding.needsGuard()) + script).orThrow("installing sandbox rules");
+            commands.nft(ruleset.ensureTable(forwarding.needsGuard(), egressPorts()) + script)
+                    .orThrow("installing sandbox rules");
             tableReady = true;
             return;
         }
         HostCommands.Result result = commands.nft(script);
         if (!result.ok()) {
             // Someone removed or damaged the table behind our back: restore the fixed part and retry once.
-            commands.nft(ruleset.ensureTable(forwarding.needsGuard()) + script).orThrow("installing sandbox rules");
+            commands.nft(ruleset.ensureTable(forwarding.needsGuard(), egressPorts()) + script)
+                    .orThrow("installing sandbox rules");
+        }
+    }
+
+    /** The ports of the running egress listeners, starting them first if needed. */
+    private NftRuleset.EgressPorts egressPorts() {
+        if (egress == null) {
+            List<java.net.InetSocketAddress> upstreams = config.nameservers().stream()
+                    .map(EgressServices::parseServer).toList();
+            egress = EgressServices.start(upstreams, address -> rulesByAddress.get(address.getHostAddress()),
+                    NftRuleset.PROXY_MARK);
+        }
+        return new NftRuleset.EgressPorts(egress.dnsUdpPort(), egress.dnsTcpPort(), egress.proxyPort());
+    }
+
+    private void stopEgress() {
+        if (egress != null) {
+            egress.close();
+            egress = null;
         }
     }
 
@@ -391,6 +461,7 @@ public final class SandboxNetworks {
         if (networks.isEmpty() && unadopted.isEmpty()) {
             commands.nft(ruleset.deleteTable()).orThrow("removing the nftables table");
             tableReady = false;
+            stopEgress();
             forwarding.restoreIfUnused();
         }
     }
@@ -446,12 +517,15 @@ public final class SandboxNetworks {
         return config.namespacePrefix() + sandboxId;
     }
 
-    /** Allow/deny lists are not enforced yet (issue #5): refuse them rather than pretend. */
-    private static void requireEnforceable(NetworkPolicy policy) {
-        if (policy.hasLists()) {
-            throw new IllegalArgumentException("network allowOut/denyOut lists are not supported yet (only "
-                    + "internet access on or off is); remove allowOut " + policy.allowOut() + " and denyOut "
-                    + policy.denyOut() + " from the request");
+    /** Domain rules and egress proxies need the transparent proxy, which needs a JVM flag: refuse, never ignore. */
+    private static void requireSupported(NetworkPolicy policy) {
+        if (EgressRules.of(policy).proxied()) {
+            try {
+                EgressServices.requireProxySupport();
+            } catch (IllegalStateException e) {
+                throw new IllegalArgumentException("this server cannot enforce domain rules or egress proxies: "
+                        + e.getMessage(), e);
+            }
         }
     }
 

@@ -203,7 +203,7 @@ public final class OciRuntime implements SandboxRuntime {
             network = networks.allocate(id, manifest.network());
             ContainerSpec containerSpec = new ContainerSpec(id, rootfs.template(), rootfs.layerDirs(), runtimeBundle,
                     Optional.of(network.namespacePath()), RuntimeBundle.envdCommand(ENVD_ARGS),
-                    Map.of(), limits, config.network().nameservers());
+                    Map.of(), limits, network.nameservers());
             container = fresh ? runc.start(containerSpec) : runc.restart(containerSpec);
             if (fresh) {
                 manifest.write(container.directory());
@@ -264,6 +264,11 @@ public final class OciRuntime implements SandboxRuntime {
         }
         // recorded after it holds, so a restarted server or a cold boot re-applies the policy that was in force
         manifest.withNetwork(policy).write(runc.directory(sandboxId));
+    }
+
+    @Override
+    public NetworkPolicy networkPolicy(String sandboxId) {
+        return existing(sandboxId, "read the network policy of").network();
     }
 
     /**
@@ -649,6 +654,7 @@ public final class OciRuntime implements SandboxRuntime {
     /** Releases this process's claim on the runc root and network; sandboxes keep running, their state is on disk. */
     @Override
     public void close() {
+        networks.close();
         claims.forEach(HostLock::close);
     }
 

@@ -102,6 +102,7 @@ public final class SandboxApi {
         r.post("/sandboxes/:id/timeout").handler(this::setTimeout);
         r.post("/sandboxes/:id/refreshes").handler(this::refresh);
         new SnapshotApi(this, lifecycle, limits, domain).routes(r);
+        r.put("/sandboxes/:id/network").handler(this::updateNetwork);
         r.route().last().handler(ctx -> send(ctx, Reply.error(404, "no endpoint " + ctx.request().method() + " "
                 + ctx.request().path() + "; see the E2B API reference for the sandbox endpoints")));
         r.route().failureHandler(this::failure);
@@ -172,15 +173,12 @@ public final class SandboxApi {
             }
             Boolean internet = Bodies.optionalBoolean(body, "allow_internet_access");
             JsonObject network = Bodies.optionalObject(body, "network");
-            List<String> allowOut = network == null ? List.of() : Bodies.stringList(network, "allowOut");
-            List<String> denyOut = network == null ? List.of() : Bodies.stringList(network, "denyOut");
             // not E2B's: which driver runs it (oci, microvm) on a server that runs several
             String runtime = Bodies.optionalString(body, "runtime");
             boolean publicTraffic = publicTraffic(body, network, v2);
             request = new CreateRequest(template, timeout == null ? null : Duration.ofSeconds(timeout),
                     Bodies.metadata(body), Bodies.envVars(body), internet,
-                    network == null ? null : network.encode(),
-                    new NetworkPolicy(!Boolean.FALSE.equals(internet), allowOut, denyOut),
+                    NetworkBodies.stored(network), NetworkBodies.policy(internet, network),
                     new SandboxRecord.Lifecycle(Boolean.TRUE.equals(autoPause), !Boolean.FALSE.equals(autoPauseMemory), resume),
                     publicTraffic, apiKey(ctx).id(), runtime);
         } catch (ApiError e) {
@@ -281,6 +279,27 @@ public final class SandboxApi {
         }
         run(ctx, () -> {
             lifecycle.setTimeout(ctx.pathParam("id"), Duration.ofSeconds(seconds));
+            return Reply.empty(204);
+        });
+    }
+
+    /** {@code PUT /sandboxes/{id}/network}: replaces the whole egress policy of a running sandbox; 204. */
+    private void updateNetwork(RoutingContext ctx) {
+        JsonObject body = jsonBody(ctx, true);
+        if (body == null) return;
+        Boolean internet;
+        NetworkPolicy policy;
+        try {
+            internet = Bodies.optionalBoolean(body, "allow_internet_access");
+            policy = NetworkBodies.policy(internet, body);
+        } catch (ApiError e) {
+            send(ctx, Reply.error(e.status, e.getMessage()));
+            return;
+        }
+        JsonObject stored = body.copy();
+        stored.remove("allow_internet_access");
+        run(ctx, () -> {
+            lifecycle.updateNetwork(ctx.pathParam("id"), policy, internet, NetworkBodies.stored(stored));
             return Reply.empty(204);
         });
     }

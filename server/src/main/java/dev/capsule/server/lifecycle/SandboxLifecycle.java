@@ -1,7 +1,5 @@
 package dev.capsule.server.lifecycle;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.capsule.runtime.NetworkPolicy;
 import dev.capsule.runtime.Resumed;
 import dev.capsule.runtime.RuntimeFailure;
@@ -73,7 +71,6 @@ public final class SandboxLifecycle implements AutoCloseable {
 
     private static final System.Logger LOG = System.getLogger(SandboxLifecycle.class.getName());
     private static final SecureRandom RANDOM = new SecureRandom();
-    private static final ObjectMapper JSON = new ObjectMapper();
     /** The user envd runs commands as when a request names none, as in E2B's base template. */
     public static final String DEFAULT_USER = "user";
     /** How long a failed expiry waits before it tries again. */
@@ -459,6 +456,32 @@ public final class SandboxLifecycle implements AutoCloseable {
         return s.timeout().compareTo(maxTimeout) > 0 ? maxTimeout : s.timeout();
     }
 
+    /**
+     * Replaces the egress policy of a running sandbox (E2B's full replacement: what the update leaves out is cleared)
+     * and records it, with {@code network} (its JSON, without secrets) for getInfo.
+     *
+     * @throws Conflict the sandbox is paused: resume it first
+     */
+    public void updateNetwork(String id, dev.capsule.runtime.NetworkPolicy policy, Boolean allowInternetAccess,
+                              String network) {
+        locked(id, () -> {
+            SandboxRecord s = find(id);
+            if (s.state() != SandboxState.RUNNING) {
+                throw new Conflict("sandbox '" + id + "' is " + s.state().wire() + "; resume it with Sandbox.connect()"
+                        + " before changing its network");
+            }
+            try {
+                driverOf(s).applyNetworkPolicy(id, policy);
+            } catch (RuntimeFailure e) {
+                throw new DriverFailure("could not apply the network policy of sandbox '" + id + "': "
+                        + e.getMessage() + "; its previous policy is still in force", e);
+            }
+            store.updateNetwork(id, allowInternetAccess, network);
+            event(id, "sandbox.lifecycle.updated", null);
+            return null;
+        });
+    }
+
     /** Sets the sandbox's end to now + {@code timeout}; this may shorten it. */
     public void setTimeout(String id, Duration timeout) {
         checkTimeout(timeout);
@@ -622,15 +645,18 @@ public final class SandboxLifecycle implements AutoCloseable {
         }
         if (timeout != null) checkTimeout(timeout);
         SandboxRecord[] source = new SandboxRecord[1];
+        NetworkPolicy[] policy = new NetworkPolicy[1];
         SnapshotRecord snapshot = locked(id, () -> {
             source[0] = find(id);
+            // from the driver: the store keeps no egress proxy password, and a fork must not get out around it
+            policy[0] = driverOf(source[0]).networkPolicy(id);
             return takeSnapshot(source[0], null, Store.FORK_SNAPSHOT);
         });
         SandboxRecord s = source[0];
         try {
             var template = new TemplateRecord(snapshot.id(), List.of(), s.resources(), s.runtime());
             var request = new CreateRequest(snapshot.id(), timeout, s.metadata(), s.envVars(), s.allowInternetAccess(),
-                    s.network(), policyOf(s), s.lifecycle(), s.trafficAccessToken() == null, apiKeyId, s.runtime());
+                    s.network(), policy[0], s.lifecycle(), s.trafficAccessToken() == null, apiKeyId, s.runtime());
             var gate = new Semaphore(FORK_PARALLELISM);
             List<Future<ForkResult>> started = new ArrayList<>();
             try (var forks = Executors.newVirtualThreadPerTaskExecutor()) {
@@ -663,29 +689,6 @@ public final class SandboxLifecycle implements AutoCloseable {
         } finally {
             discardSnapshot(snapshot.id());
         }
-    }
-
-    /** The egress policy a sandbox was created with, from its stored request fields. */
-    private static NetworkPolicy policyOf(SandboxRecord s) {
-        List<String> allowOut = List.of();
-        List<String> denyOut = List.of();
-        if (s.network() != null) {
-            try {
-                JsonNode network = JSON.readTree(s.network());
-                allowOut = strings(network.get("allowOut"));
-                denyOut = strings(network.get("denyOut"));
-            } catch (IOException e) {
-                throw new IllegalStateException("the stored network settings of sandbox " + s.id() + " are not JSON", e);
-            }
-        }
-        return new NetworkPolicy(!Boolean.FALSE.equals(s.allowInternetAccess()), allowOut, denyOut);
-    }
-
-    private static List<String> strings(JsonNode array) {
-        if (array == null || !array.isArray()) return List.of();
-        List<String> out = new ArrayList<>();
-        array.forEach(n -> out.add(n.asText()));
-        return out;
     }
 
     // ---- reads ----

@@ -162,6 +162,13 @@ public final class Store implements AutoCloseable {
                 .bind("kept", memoryKept).execute()) == 1;
     }
 
+    /** Records a sandbox's replaced egress settings ({@code allow_internet_access} and the network JSON). */
+    public boolean updateNetwork(String id, Boolean allowInternetAccess, String network) {
+        return write(h -> h.createUpdate("UPDATE sandboxes SET allow_internet_access = :internet, network = :network"
+                        + " WHERE id = :id")
+                .bind("id", id).bind("internet", allowInternetAccess).bind("network", network).execute()) == 1;
+    }
+
     public boolean deleteSandbox(String id) {
         return write(h -> h.createUpdate("DELETE FROM sandboxes WHERE id = :id").bind("id", id).execute()) == 1;
     }

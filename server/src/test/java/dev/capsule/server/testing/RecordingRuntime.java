@@ -75,7 +75,21 @@ public final class RecordingRuntime implements SandboxRuntime {
     }
 
     @Override
-    public void applyNetworkPolicy(String sandboxId, NetworkPolicy policy) {}
+    public void applyNetworkPolicy(String sandboxId, NetworkPolicy policy) {
+        policies.put(sandboxId, policy);
+    }
+
+    @Override
+    public NetworkPolicy networkPolicy(String sandboxId) {
+        NetworkPolicy applied = policies.get(sandboxId);
+        if (applied != null) return applied;
+        return started.stream().filter(s -> s.sandboxId().equals(sandboxId)).reduce((a, b) -> b)
+                .map(SandboxSpec::network)
+                .orElseThrow(() -> new RuntimeFailure("sandbox " + sandboxId + " was never started here"));
+    }
+
+    /** The last policy applied to each sandbox with {@link #applyNetworkPolicy}. */
+    public final java.util.Map<String, NetworkPolicy> policies = new java.util.concurrent.ConcurrentHashMap<>();
 
     /**
      * Pauses and resumes in order: "pause:<id>" (with memory), "stop:<id>" (without), "resume:<id>" (thaw),
