@@ -21,8 +21,9 @@
 # for tests that restart the server).
 #
 # `stop` fails (exit 1) when something is left behind: a runc container whose bundle is in the data directory, a
-# new `capsule-<id>` network namespace, a mount under the data directory, or the nftables table `inet capsule`
-# while no capsule container runs at all.
+# QEMU process of the data directory (CAPSULE_SERVER_ARGS="--runtime microvm"), a new `capsule-<id>` (or, with
+# several drivers, `capsule_<driver>-<id>`) network namespace, a mount under the data directory, or the nftables table `inet capsule` while no capsule container
+# runs at all.
 #
 # Environment:
 #   CAPSULE_CACHE_DIR       template cache shared by every run (default /var/cache/capsule)
@@ -64,7 +65,8 @@ free_port() {
 state_dir() { echo "$STATE_ROOT/capsule-server-tests-$PORT"; }
 health_code() { curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$PORT/health" 2>/dev/null || true; }
 start_time() { sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
-capsule_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^capsule-[a-z0-9]{20}$' | sort || true; }
+# capsule_<driver>-<id>: a driver's share of the network on a server that runs several (--runtimes)
+capsule_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^capsule(_[a-z]+)?-[a-z0-9]{20}$' | sort || true; }
 
 # Starts the server on $PORT with the data directory $STATE/data (made by the caller) and waits for /health.
 launch() {
@@ -164,6 +166,7 @@ leaks() {
   done
   comm -13 "$state/netns-before" <(capsule_namespaces) | sed 's/^/network namespace /'
   findmnt -rn -o TARGET | grep -F "$data/" | sed 's/^/mount /' || true
+  pgrep -f -- "$data/microvm/" | sed 's/^/QEMU process (microvm driver) /' || true
   if [ -z "$(runc --root "$RUNC_ROOT" list -q 2>/dev/null)" ] && nft list tables 2>/dev/null | grep -qx 'table inet capsule'; then
     echo "nftables table inet capsule (no capsule container runs)"
   fi

@@ -38,6 +38,8 @@ apt_install() {
 #   build is PID 1 in every sandbox.  nftables: per-sandbox NAT and egress rules.  e2fsprogs (mkfs.ext4), mount
 #   (losetup): each sandbox's disk is an ext4 image on a loop device.
 #   xz-utils, python3: used by tests (embedded PostgreSQL archive; small HTTP servers in network tests).
+#   qemu-system-x86, qemu-utils: the microvm driver's VMs and their qcow2 disks.  busybox-static: the guest's
+#   init (static, so it runs on any template).  lz4: unpacks the guest kernel's vmlinux from its bzImage.
 missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need gcc gcc
@@ -64,11 +66,42 @@ need python3 python3      # small test servers in the network and runtime tests
 need openssl openssl      # the egress tests' stand-in TLS servers make a throwaway certificate
 need setpriv util-linux   # the PostgreSQL fixture runs initdb as nobody
 [ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+need qemu-system-x86_64 qemu-system-x86
+need qemu-img qemu-utils
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+need lz4 lz4
 if [ ${#missing[@]} -gt 0 ]; then
   # shellcheck disable=SC2207
   missing=($(printf '%s\n' "${missing[@]}" | sort -u))
   apt_install "${missing[@]}"
 fi
+
+# The microvm driver's guest kernel: Debian's cloud kernel package, downloaded and extracted (dpkg-deb -x, not
+# installed: the host keeps its own kernel) into the template cache, where the driver builds its vmlinux and
+# initramfs from it. The newest one there is used; old ones may be deleted.
+guest_kernel() {
+  [ "$(dpkg --print-architecture)" = amd64 ] || { log "no guest kernel for the microvm driver: only amd64 hosts"; return 0; }
+  local cache="${CAPSULE_CACHE_DIR:-/var/cache/capsule}/kernels" pkg
+  pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  if [ -z "$pkg" ] && [ "$APT_UPDATED" = 0 ]; then
+    "${SUDO[@]}" apt-get update -q
+    APT_UPDATED=1
+    pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  fi
+  [ -n "$pkg" ] || { echo "setup: apt knows no linux-image-cloud-amd64 (the microvm driver's guest kernel)" >&2; exit 1; }
+  [ -d "$cache/$pkg/boot" ] && return 0
+  log "guest kernel for the microvm driver: $pkg into $cache"
+  local tmp
+  tmp=$(mktemp -d)
+  chown _apt "$tmp" 2>/dev/null || true   # apt-get download drops privileges to _apt where it can
+  (cd "$tmp" && "${SUDO[@]}" apt-get download -q "$pkg")
+  "${SUDO[@]}" mkdir -p "$cache"
+  "${SUDO[@]}" rm -rf "$cache/.$pkg.tmp"
+  "${SUDO[@]}" dpkg-deb -x "$tmp"/"$pkg"_*.deb "$cache/.$pkg.tmp"
+  "${SUDO[@]}" mv "$cache/.$pkg.tmp" "$cache/$pkg"
+  rm -rf "$tmp"
+}
+guest_kernel
 
 # Java 25: Temurin if the machine has it, else Debian 13's OpenJDK 25.
 JAVA25="$(find_java25)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: every JUnit test (./mvnw -B verify), then the end-to-end suites with the official e2b
 # SDK: e2e/tests against a freshly started envd in a private mount namespace (scripts/envd-sandboxed.sh), and
-# e2e/control-plane against a real `bin/capsule server` with a fresh data directory (scripts/server-for-tests.sh).
+# e2e/control-plane against a real `bin/capsule server` with a fresh data directory (scripts/server-for-tests.sh),
+# and a subset of it against the server with the microvm driver.
 # Every part runs even if an earlier one fails. Ends with one line `summary: N passed, N failed, N skipped` and exits non-zero on any failure,
 # on a run that ran no test, or (in CI, or with CAPSULE_STRICT_MOUNTS=1) when the host's mounts changed.
 # Run scripts/setup.sh once first.
@@ -104,6 +105,14 @@ else
     log "server e2e: official e2b SDK against bin/capsule server (log: target/server-for-tests-<port>.log)"
     e2e_suite "server e2e" "$REPO/target/e2e-server-results.tap" 1800 "$REPO/scripts/server-for-tests.sh" run -- \
       "$REPO"/e2e/control-plane/*.test.mjs
+    # The microvm driver under the same SDK: a subset that fits CI's time under TCG (create, commands, files, a
+    # user port through the gateway, pause, a server restart with running and paused sandboxes, resume), on a
+    # server that runs the oci driver beside it, with a container and a VM at once.
+    log "server e2e (microvm driver): official e2b SDK against bin/capsule server --runtime microvm --runtimes oci"
+    e2e_suite "server e2e (microvm)" "$REPO/target/e2e-server-microvm-results.tap" 900 \
+      env CAPSULE_SERVER_ARGS="--runtime microvm --runtimes oci --warm-pool-size 0 ${CAPSULE_SERVER_ARGS:-}" \
+      "$REPO/scripts/server-for-tests.sh" run -- "$REPO"/e2e/control-plane/zz-restart.test.mjs \
+      "$REPO"/e2e/control-plane/drivers/two-drivers.test.mjs
   fi
 fi
 

@@ -1,6 +1,10 @@
 package dev.capsule.cli;
 
+import dev.capsule.runtime.Drivers;
 import dev.capsule.runtime.SandboxRuntime;
+import dev.capsule.runtime.microvm.MicroVmConfig;
+import dev.capsule.runtime.microvm.MicroVmRuntime;
+import dev.capsule.runtime.network.NetworkConfig;
 import dev.capsule.runtime.oci.OciRuntime;
 import dev.capsule.runtime.oci.OciRuntimeConfig;
 import dev.capsule.server.CapsuleServer;
@@ -64,19 +68,57 @@ final class ServerCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The configured driver, with its template and runtime bundle ready (built on the first start, minutes). */
+    /**
+     * The configured drivers, each with its template and runtime bundle ready (built on the first start, minutes):
+     * the default one ({@code runtime}) alone, or it and the others {@code runtimes} names side by side, each on
+     * its own share of the sandbox network.
+     */
     static SandboxRuntime runtime(Config config) {
-        return switch (config.runtime()) {
+        List<SandboxRuntime> opened = new ArrayList<>();
+        try {
+            for (int i = 0; i < config.runtimes().size(); i++) {
+                opened.add(driver(config, config.runtimes().get(i), i, config.runtimes().size()));
+            }
+        } catch (RuntimeException e) {
+            opened.forEach(SandboxRuntime::close);
+            throw e;
+        }
+        return opened.size() == 1 ? opened.getFirst() : new Drivers(opened);
+    }
+
+    private static SandboxRuntime driver(Config config, String name, int index, int count) {
+        return switch (name) {
             case "oci" -> {
-                OciRuntime oci = new OciRuntime(isolated(OciRuntimeConfig.defaults()
-                        .withDirectories(config.dataDir(), config.cacheDir()), System.getenv()));
+                OciRuntimeConfig c = isolated(OciRuntimeConfig.defaults()
+                        .withDirectories(config.dataDir(), config.cacheDir()), System.getenv());
+                OciRuntime oci = new OciRuntime(c.withNetwork(c.network().share(index, count, name)));
                 LOG.log(System.Logger.Level.INFO, "preparing the base template and runtime bundle in " + config.cacheDir()
                         + " (built once; the first start takes a few minutes)");
-                oci.prepare();
+                try {
+                    oci.prepare();
+                } catch (RuntimeException e) {
+                    oci.close();
+                    throw e;
+                }
                 yield oci;
             }
-            default -> throw new ConfigException("runtime '" + config.runtime() + "' is not available in this build;"
-                    + " use --runtime oci");
+            case "microvm" -> {
+                MicroVmConfig defaults = MicroVmConfig.defaults().withDirectories(config.dataDir(), config.cacheDir());
+                MicroVmRuntime microvm = new MicroVmRuntime(defaults.withNetwork(network(defaults.network(),
+                        System.getenv()).share(index, count, name)));
+                System.out.println("preparing the base template, runtime bundle, guest kernel and the template's VM"
+                        + " snapshot in " + config.cacheDir() + " (built once; the first start takes a few minutes)");
+                System.out.flush();
+                try {
+                    microvm.prepare();
+                } catch (RuntimeException e) {
+                    microvm.close();
+                    throw e;
+                }
+                yield microvm;
+            }
+            default -> throw new ConfigException("runtime '" + name + "' is not available in this build;"
+                    + " use oci or microvm (--runtime, --runtimes)");
         };
     }
 
@@ -90,7 +132,11 @@ final class ServerCommand implements Callable<Integer> {
     static OciRuntimeConfig isolated(OciRuntimeConfig c, java.util.Map<String, String> env) {
         String root = env.get("CAPSULE_RUNC_ROOT");
         if (root != null && !root.isBlank()) c = c.withRunc(java.nio.file.Path.of(root), c.cgroupParent());
-        var net = c.network();
+        return c.withNetwork(network(c.network(), env));
+    }
+
+    /** The sandbox network with CAPSULE_NETWORK_NAME, _INTERFACE_PREFIX and _POOL applied (see {@link #isolated}). */
+    static NetworkConfig network(NetworkConfig net, java.util.Map<String, String> env) {
         String name = env.get("CAPSULE_NETWORK_NAME");
         String prefix = env.get("CAPSULE_NETWORK_INTERFACE_PREFIX");
         if (name != null || prefix != null) {
@@ -111,6 +157,6 @@ final class ServerCommand implements Callable<Integer> {
                 throw new ConfigException("CAPSULE_NETWORK_UPSTREAM_DNS: " + e.getMessage());
             }
         }
-        return c.withNetwork(net);
+        return net;
     }
 }

@@ -15,6 +15,23 @@ public interface SandboxRuntime extends AutoCloseable {
     /** The driver's name as configuration and {@code getInfo} spell it: {@code oci} or {@code microvm}. */
     String name();
 
+    /** The names of the drivers behind this seam: this driver's alone, or each of a {@link Drivers}' (default first). */
+    default List<String> drivers() {
+        return List.of(name());
+    }
+
+    /**
+     * The driver named {@code runtime} (null: the default one): this one, for a single driver.
+     *
+     * @throws UnknownRuntime no driver of that name runs on this server
+     */
+    default SandboxRuntime driver(String runtime) {
+        if (runtime == null || runtime.equals(name())) {
+            return this;
+        }
+        throw new UnknownRuntime(runtime, drivers());
+    }
+
     /**
      * Starts a sandbox and returns once its envd answers {@code GET /health} at the returned address. envd's
      * {@code /init} (env vars, token, user) is the caller's to send.

@@ -150,11 +150,15 @@ public final class CapsuleServer implements AutoCloseable {
         }
     }
 
-    /** The base template's warm pool, filling in the background; null when the configured size is 0. */
+    /**
+     * The base template's warm pool on the template's driver, filling in the background; null when the configured
+     * size is 0.
+     */
     private static WarmPool warmPool(Config config, Store store, SandboxRuntime runtime) {
         if (config.warmPoolSize() == 0) return null;
         return store.findTemplate("base")
-                .map(t -> new WarmPool(runtime, List.of(new WarmPool.Target(t.id(), config.warmPoolSize(), t.resources()))))
+                .map(t -> new WarmPool(runtime.driver(t.runtime()),
+                        List.of(new WarmPool.Target(t.id(), config.warmPoolSize(), t.resources()))))
                 .orElse(null);
     }
 

@@ -47,6 +47,22 @@ public record BundleInputs(Path javaHome, List<String> modules, Path init, Optio
                 Optional.ofNullable(execHelper));
     }
 
+    /**
+     * The inputs of a bundle of this envd build.
+     *
+     * @throws dev.capsule.runtime.RuntimeFailure the build's jar or exec helper is missing (envd not built)
+     */
+    public static BundleInputs ofBuild(Path envdJar, Path execHelper) {
+        for (Path file : List.of(envdJar, execHelper)) {
+            if (!java.nio.file.Files.isRegularFile(file)) {
+                throw new dev.capsule.runtime.RuntimeFailure("envd build output " + file + " is missing: build envd"
+                        + " with `./mvnw -pl envd -am package`, set CAPSULE_HOME to the repository, or configure the"
+                        + " envd jar and exec helper paths");
+            }
+        }
+        return of(envdJar, execHelper);
+    }
+
     public String hash() {
         try {
             MessageDigest digest = MessageDigest.getInstance("SHA-256");

@@ -54,8 +54,12 @@ public record RuntimeBundle(Path root, String hash) {
         return envdCommandWithOptions(options, envdArgs);
     }
 
-    /** The command that runs envd from the bundle with exactly {@code jvmOptions} and {@code envdArgs}. */
-    static List<String> envdCommandWithOptions(List<String> jvmOptions, List<String> envdArgs) {
+    /**
+     * The command that runs envd from the bundle with exactly {@code jvmOptions} and {@code envdArgs}. The microvm
+     * driver passes {@link #ENVD_JVM_OPTIONS} alone: the AOT cache holds code generated for the host's CPU, and the
+     * guest's CPU model lacks some of its instructions (envd died of SIGILL in an AOT adapter).
+     */
+    public static List<String> envdCommandWithOptions(List<String> jvmOptions, List<String> envdArgs) {
         List<String> args = new ArrayList<>(jvmOptions);
         args.add("-jar");
         args.add(ENVD_JAR);

@@ -1,14 +1,19 @@
 package dev.capsule.runtime.host;
 
+import dev.capsule.runtime.RuntimeFailure;
+
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Function;
 
 /**
  * An exclusive claim on a host-wide resource (a runc root, a sandbox network) by one process: an advisory lock on
@@ -55,6 +60,29 @@ public final class HostLock implements AutoCloseable {
             held.count++;
             return Optional.of(new HostLock(key));
         }
+    }
+
+    /**
+     * Claims every file or none: when one cannot be created, or another process holds it, the claims made so far
+     * are released and a {@link RuntimeFailure} says so, naming the conflict with {@code whenTaken(file)}.
+     */
+    public static List<HostLock> claimAll(List<Path> files, Function<Path, String> whenTaken) {
+        List<HostLock> claims = new ArrayList<>();
+        for (Path file : files) {
+            Optional<HostLock> claim;
+            try {
+                claim = tryAcquire(file);
+            } catch (IOException e) {
+                claims.forEach(HostLock::close);
+                throw new RuntimeFailure("cannot create the lock file " + file + ": " + e.getMessage(), e);
+            }
+            if (claim.isEmpty()) {
+                claims.forEach(HostLock::close);
+                throw new RuntimeFailure(whenTaken.apply(file));
+            }
+            claims.add(claim.get());
+        }
+        return List.copyOf(claims);
     }
 
     @Override

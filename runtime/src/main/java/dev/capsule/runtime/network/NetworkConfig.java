@@ -93,6 +93,32 @@ public record NetworkConfig(
         return new NetworkConfig(name, interfacePrefix, pool, hostServices, nameservers, directory);
     }
 
+    /**
+     * Share {@code index} of {@code count} of this network, for drivers side by side on one server (each removes
+     * the sandbox networks it does not know, so they must not share one): an equal part of the pool, the first
+     * share under this name and interface prefix, each other one under {@code <name>_<driver>} and the prefix with
+     * its first letter replaced by the driver's ({@code msb} for {@code csb} and {@code microvm}).
+     */
+    public NetworkConfig share(int index, int count, String driver) {
+        if (count == 1) {
+            return this;
+        }
+        int bits = 32 - Integer.numberOfLeadingZeros(count - 1);
+        if (pool.prefixLength() + bits > BLOCK_PREFIX) {
+            throw new IllegalArgumentException("the sandbox pool " + pool + " is too small to share between " + count
+                    + " drivers; use a larger CAPSULE_NETWORK_POOL");
+        }
+        Ipv4Cidr part = new Ipv4Cidr(pool.network() + (int) (index * (pool.size() >> bits)), pool.prefixLength() + bits);
+        if (index == 0) {
+            return withPool(part);
+        }
+        // same length, another first letter: the nftables rules match interfaces by prefix ("csb*"), so neither
+        // prefix may start the other
+        char first = driver.charAt(0) != interfacePrefix.charAt(0) ? driver.charAt(0) : 'z';
+        return new NetworkConfig(name + "_" + driver, first + interfacePrefix.substring(1), part, hostServices,
+                nameservers, runDirectory);
+    }
+
     int blockCount() {
         return (int) (pool.size() / BLOCK_SIZE);
     }

@@ -1,5 +1,6 @@
 package dev.capsule.runtime.oci;
 
+import dev.capsule.runtime.ConsoleLog;
 import dev.capsule.runtime.ConsoleOutput;
 import dev.capsule.runtime.NetworkPolicy;
 import dev.capsule.runtime.ResourceUsage;
@@ -13,10 +14,12 @@ import dev.capsule.runtime.SnapshotLayer;
 import dev.capsule.runtime.UnknownTemplate;
 import dev.capsule.runtime.bundle.RuntimeBundle;
 import dev.capsule.runtime.cgroup.CgroupStats;
+import dev.capsule.runtime.envd.EnvdHealth;
 import dev.capsule.runtime.host.DiskUsage;
 import dev.capsule.runtime.host.Command;
 import dev.capsule.runtime.host.HostLock;
 import dev.capsule.runtime.host.Mounts;
+import dev.capsule.runtime.host.Processes;
 import dev.capsule.runtime.layer.Layer;
 import dev.capsule.runtime.layer.LayerStore;
 import dev.capsule.runtime.network.SandboxNetwork;
@@ -131,28 +134,13 @@ public final class OciRuntime implements SandboxRuntime {
      * and remove this one's sandboxes.
      */
     private static List<HostLock> claimHost(OciRuntimeConfig config) {
-        List<HostLock> claims = new ArrayList<>();
         // Inside the runc root (runc lists directories only), so it goes when the root goes.
         Path runcLock = config.runcRoot().resolve(".capsule.lock");
         Path networkLock = config.network().runDirectory().resolve("network-" + config.network().name() + ".lock");
-        for (Path file : List.of(runcLock, networkLock)) {
-            Optional<HostLock> claim;
-            try {
-                claim = HostLock.tryAcquire(file);
-            } catch (IOException e) {
-                claims.forEach(HostLock::close);
-                throw new RuntimeFailure("cannot create the lock file " + file + ": " + e.getMessage(), e);
-            }
-            if (claim.isEmpty()) {
-                claims.forEach(HostLock::close);
-                throw new RuntimeFailure("another Capsule server on this host already uses runc root "
-                        + config.runcRoot() + " and network '" + config.network().name() + "' (" + file
-                        + " is locked); stop it, or give this server its own CAPSULE_RUNC_ROOT, CAPSULE_NETWORK_NAME,"
-                        + " CAPSULE_NETWORK_INTERFACE_PREFIX and CAPSULE_NETWORK_POOL");
-            }
-            claims.add(claim.get());
-        }
-        return List.copyOf(claims);
+        return HostLock.claimAll(List.of(runcLock, networkLock), file -> "another Capsule server on this host"
+                + " already uses runc root " + config.runcRoot() + " and network '" + config.network().name() + "' ("
+                + file + " is locked); stop it, or give this server its own CAPSULE_RUNC_ROOT, CAPSULE_NETWORK_NAME,"
+                + " CAPSULE_NETWORK_INTERFACE_PREFIX and CAPSULE_NETWORK_POOL");
     }
 
     @Override
@@ -220,7 +208,9 @@ public final class OciRuntime implements SandboxRuntime {
             if (fresh) {
                 manifest.write(container.directory());
             }
-            EnvdHealth.await(container, network.address(), config.startTimeout());
+            Sandbox started = container;
+            EnvdHealth.await(id, network.address(), config.startTimeout(), () -> Processes.alive(started.pid()),
+                    () -> RuncRuntime.logTail(started.directory()));
             return new SandboxInstance(id, manifest.templateId(), network.address(), manifest.startedAt());
         } catch (RuntimeException | InterruptedException e) {
             // Cleanup runs host commands; an interrupt flag would make each of them fail at once.

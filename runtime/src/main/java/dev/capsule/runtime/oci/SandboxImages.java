@@ -9,10 +9,7 @@ import dev.capsule.runtime.layer.Layer;
 import dev.capsule.runtime.layer.LayerStore;
 import dev.capsule.runtime.template.Template;
 import dev.capsule.runtime.template.TemplateCache;
-import dev.capsule.runtime.template.TemplateRecipe;
 
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
 
@@ -28,7 +25,6 @@ final class SandboxImages {
     private final BundleCache bundles;
     private final LayerStore layers;
     private final Object resolveLock = new Object();
-    private volatile Template baseTemplate;
     private volatile RuntimeBundle bundle;
 
     SandboxImages(OciRuntimeConfig config, LayerStore layers) {
@@ -70,21 +66,7 @@ final class SandboxImages {
                     + OciRuntime.BASE_TEMPLATE + "' for now; create the sandbox from '" + OciRuntime.BASE_TEMPLATE
                     + "'");
         }
-        Template template = baseTemplate;
-        if (template == null) {
-            synchronized (resolveLock) {
-                if (baseTemplate == null) {
-                    try {
-                        baseTemplate = templates.ensure(TemplateRecipe.base());
-                    } catch (RuntimeException e) {
-                        throw new RuntimeFailure("cannot build the base template in " + templates.dir() + ": "
-                                + e.getMessage(), e);
-                    }
-                }
-                template = baseTemplate;
-            }
-        }
-        return template;
+        return templates.base();
     }
 
     /**
@@ -111,15 +93,9 @@ final class SandboxImages {
         if (current == null) {
             synchronized (resolveLock) {
                 if (bundle == null) {
-                    for (Path file : List.of(config.envdJar(), config.execHelper())) {
-                        if (!Files.isRegularFile(file)) {
-                            throw new RuntimeFailure("envd build output " + file + " is missing: build envd with "
-                                    + "`./mvnw -pl envd -am package`, set CAPSULE_HOME to the repository, or "
-                                    + "configure the envd jar and exec helper paths");
-                        }
-                    }
+                    BundleInputs inputs = BundleInputs.ofBuild(config.envdJar(), config.execHelper());
                     try {
-                        bundle = bundles.ensure(BundleInputs.of(config.envdJar(), config.execHelper()));
+                        bundle = bundles.ensure(inputs);
                     } catch (RuntimeException e) {
                         throw new RuntimeFailure("cannot build the runtime bundle in " + bundles.dir() + ": "
                                 + e.getMessage(), e);

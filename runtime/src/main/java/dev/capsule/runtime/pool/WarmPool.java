@@ -7,7 +7,9 @@ import dev.capsule.runtime.SandboxIds;
 import dev.capsule.runtime.SandboxInstance;
 import dev.capsule.runtime.SandboxRuntime;
 import dev.capsule.runtime.SandboxSpec;
+import dev.capsule.runtime.envd.EnvdWarmup;
 
+import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -40,6 +42,7 @@ public final class WarmPool implements AutoCloseable {
     public static final int DEFAULT_BASE_SIZE = 2;
 
     private static final Duration FIRST_BACKOFF = Duration.ofSeconds(1);
+    private static final Duration WARMUP_TIMEOUT = Duration.ofSeconds(20);
     private static final Duration MAX_BACKOFF = Duration.ofSeconds(30);
 
     /** How many started sandboxes of {@code templateId} to keep, with what resources; size 0 disables it. */
@@ -244,7 +247,10 @@ public final class WarmPool implements AutoCloseable {
                     started = runtime.start(new SandboxSpec(SandboxIds.newId(), target.templateId(), target.resources(),
                             NetworkPolicy.OPEN));
                     backoff = FIRST_BACKOFF;
-                    if (!EnvdWarmup.run(started)) {
+                    try {
+                        EnvdWarmup.run(started.address(), 1, WARMUP_TIMEOUT);
+                    } catch (IOException e) {
+                        // it only costs the first requests' speed
                         warmupFailures.incrementAndGet();
                     }
                 } catch (RuntimeException e) {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.capsule.runtime.Resources;
+import dev.capsule.runtime.RuntimeFailure;
 import dev.capsule.runtime.cache.BuildCache;
 import dev.capsule.runtime.host.Command;
 
@@ -31,6 +32,8 @@ public final class TemplateCache {
     private static final long BUILD_TIMEOUT_SECONDS = 1800;
 
     private final BuildCache cache;
+    private final Object baseLock = new Object();
+    private volatile Template base;
 
     public TemplateCache(Path dir) {
         this.cache = new BuildCache(dir);
@@ -69,6 +72,29 @@ public final class TemplateCache {
             throw new IllegalStateException("template build " + key + " in " + dir() + " has no readable "
                     + "template.json: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The base template ({@link TemplateRecipe#base()}), built now (minutes) if no one has, and remembered.
+     *
+     * @throws RuntimeFailure it could not be built
+     */
+    public Template base() {
+        Template template = base;
+        if (template == null) {
+            synchronized (baseLock) {
+                if (base == null) {
+                    try {
+                        base = ensure(TemplateRecipe.base());
+                    } catch (RuntimeException e) {
+                        throw new RuntimeFailure("cannot build the base template in " + dir() + ": "
+                                + e.getMessage(), e);
+                    }
+                }
+                template = base;
+            }
+        }
+        return template;
     }
 
     /** The template built from {@code recipe}, building it now (minutes) if no one has. */

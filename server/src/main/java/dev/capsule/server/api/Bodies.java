@@ -20,6 +20,13 @@ final class Bodies {
         return s;
     }
 
+    static String optionalString(JsonObject body, String field) {
+        Object v = body.getValue(field);
+        if (v == null) return null;
+        if (!(v instanceof String s) || s.isBlank()) throw bad("'" + field + "' must be a non-empty string, got " + describe(v));
+        return s;
+    }
+
     static Long optionalInteger(JsonObject body, String field) {
         Object v = body.getValue(field);
         if (v == null) return null;

@@ -173,12 +173,14 @@ public final class SandboxApi {
             }
             Boolean internet = Bodies.optionalBoolean(body, "allow_internet_access");
             JsonObject network = Bodies.optionalObject(body, "network");
+            // not E2B's: which driver runs it (oci, microvm) on a server that runs several
+            String runtime = Bodies.optionalString(body, "runtime");
             boolean publicTraffic = publicTraffic(body, network, v2);
             request = new CreateRequest(template, timeout == null ? null : Duration.ofSeconds(timeout),
                     Bodies.metadata(body), Bodies.envVars(body), internet,
                     NetworkBodies.stored(network), NetworkBodies.policy(internet, network),
                     new SandboxRecord.Lifecycle(Boolean.TRUE.equals(autoPause), !Boolean.FALSE.equals(autoPauseMemory), resume),
-                    publicTraffic, apiKey(ctx).id());
+                    publicTraffic, apiKey(ctx).id(), runtime);
         } catch (ApiError e) {
             send(ctx, Reply.error(e.status, e.getMessage()));
             return;

@@ -54,6 +54,8 @@ final class SandboxJson {
                 .put("envdAccessToken", s.envdAccessToken())
                 .put("allowInternetAccess", s.allowInternetAccess())
                 .put("domain", domain)
+                // not E2B's: which driver runs the sandbox (oci or microvm); the SDKs ignore fields they do not know
+                .put("runtime", s.runtime())
                 .put("lifecycle", new JsonObject()
                         .put("autoResume", s.lifecycle().autoResume())
                         .put("onTimeout", s.lifecycle().onTimeout()));

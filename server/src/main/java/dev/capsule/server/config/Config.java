@@ -22,7 +22,8 @@ public record Config(
         Duration maxTimeout,
         int warmPoolSize,
         ObservabilityConfig observability,
-        RateLimits rateLimits) {
+        RateLimits rateLimits,
+        java.util.List<String> runtimes) {
 
     public Config {
         if (port < 0 || port > 65535) {
@@ -35,6 +36,12 @@ public record Config(
         if (warmPoolSize < 0) {
             throw new ConfigException("warm_pool_size " + warmPoolSize + " is negative; use 0 to disable the pool");
         }
+        // the default driver first, then the others the server also runs
+        var all = new java.util.ArrayList<String>(java.util.List.of(runtime));
+        for (String r : runtimes) {
+            if (!all.contains(r)) all.add(r);
+        }
+        runtimes = java.util.List.copyOf(all);
         if (databaseUrl == null || databaseUrl.isBlank()) {
             databaseUrl = "jdbc:sqlite:" + dataDir.resolve("capsule.db");
         }

@@ -38,6 +38,7 @@ public final class ConfigLoader {
         d.put("data_dir", "/var/lib/capsule");
         d.put("domain", "localhost");
         d.put("runtime", "oci");
+        d.put("runtimes", "");
         d.put("cache_dir", "/var/cache/capsule");
         d.put("database_url", "");
         d.put("database_user", "");
@@ -101,7 +102,9 @@ public final class ConfigLoader {
                         values.get("log_format").nonEmpty(), values.get("metrics_endpoint").nonEmpty()),
                 new Config.RateLimits(values.get("rate_limit_requests").integer(),
                         values.get("rate_limit_interval").duration(), values.get("rate_limit_creates").integer(),
-                        values.get("max_sandboxes_per_key").integer()));
+                        values.get("max_sandboxes_per_key").integer()),
+                java.util.Arrays.stream(values.get("runtimes").text().split(",")).map(String::strip)
+                        .filter(r -> !r.isEmpty()).toList());
     }
 
     private static Map<String, String> parseFlags(List<String> args) {

@@ -8,6 +8,7 @@ import dev.capsule.runtime.SandboxIds;
 import dev.capsule.runtime.SandboxRuntime;
 import dev.capsule.runtime.SandboxSpec;
 import dev.capsule.runtime.SnapshotLayer;
+import dev.capsule.runtime.UnknownRuntime;
 import dev.capsule.runtime.UnknownTemplate;
 import dev.capsule.runtime.pool.WarmPool;
 import dev.capsule.server.events.SandboxEvents;
@@ -141,18 +142,20 @@ public final class SandboxLifecycle implements AutoCloseable {
     private SandboxRecord createFrom(TemplateRecord source, String templateId, String alias, CreateRequest request) {
         long began = System.nanoTime();
         Duration timeout = request.timeout() == null ? defaultTimeout : checkTimeout(request.timeout());
+        String driver = driverFor(source, request);
         // A pooled sandbox is already running under its own id, which becomes this sandbox's id. If the server
-        // dies before the row below exists, recovery destroys it as an orphan. Snapshots have no pool.
+        // dies before the row below exists, recovery destroys it as an orphan. Snapshots have no pool; the pool's
+        // sandboxes run on the template's own driver.
         WarmPool warm = pool;
         Optional<SandboxInstance> pooled = warm == null || !source.resources().equals(warm.resources(source.id()))
-                ? Optional.empty() : warm.take(source.id());
+                || !driver.equals(runtime.driver(source.runtime()).name()) ? Optional.empty() : warm.take(source.id());
         String id = pooled.map(SandboxInstance::sandboxId).orElseGet(SandboxIds::newId);
         String token = newToken();
         Instant now = clock.instant();
         String trafficToken = request.publicTraffic() ? null : newToken();
         var record = new SandboxRecord(id, templateId, alias, SandboxState.CREATING, now, now.plus(timeout),
                 source.resources(), request.metadata(), request.envVars(), token, request.allowInternetAccess(),
-                request.network(), request.lifecycle(), null, runtime.name(), timeout, true, trafficToken,
+                request.network(), request.lifecycle(), null, driver, timeout, true, trafficToken,
                 request.apiKeyId());
         return locked(id, () -> {
             Instant endAt;
@@ -165,10 +168,11 @@ public final class SandboxLifecycle implements AutoCloseable {
                 if (pooled.isPresent()) {
                     instance = pooled.get();
                     if (!request.policy().equals(dev.capsule.runtime.NetworkPolicy.OPEN)) {
-                        runtime.applyNetworkPolicy(id, request.policy());
+                        runtime.driver(driver).applyNetworkPolicy(id, request.policy());
                     }
                 } else {
-                    instance = runtime.start(new SandboxSpec(id, source.id(), source.resources(), request.policy()));
+                    instance = runtime.start(new SandboxSpec(id, source.id(), source.resources(), request.policy(),
+                            driver));
                 }
                 envd.init(instance.address(), SandboxInstance.ENVD_PORT, request.envVars(), token, DEFAULT_USER);
                 endAt = clock.instant().plus(timeout);
@@ -177,7 +181,7 @@ public final class SandboxLifecycle implements AutoCloseable {
             } catch (Exception | Error e) {
                 if (e instanceof InterruptedException) Thread.currentThread().interrupt();
                 if (inserted || pooled.isPresent()) {
-                    abandon(id);
+                    abandon(id, driver);
                 }
                 // e.g. a snapshot deleted between its lookup and this start
                 if (e instanceof UnknownTemplate) throw new TemplateNotFound(request.templateRef());
@@ -193,10 +197,32 @@ public final class SandboxLifecycle implements AutoCloseable {
         });
     }
 
-    /** Releases a half-created sandbox: the driver's part first, then the row. Never throws. */
-    private void abandon(String id) {
+    /**
+     * The driver a new sandbox runs on: the one the request names, else its template's, else the server's default.
+     * A template that names its driver (a snapshot names the one that took it) runs only there.
+     */
+    private String driverFor(TemplateRecord source, CreateRequest request) {
+        if (request.runtime() != null && source.runtime() != null && !request.runtime().equals(source.runtime())) {
+            throw new InvalidRequest("template '" + request.templateRef() + "' runs on the " + source.runtime()
+                    + " driver (a snapshot starts only on the driver that took it), not on " + request.runtime()
+                    + "; leave out 'runtime' or name " + source.runtime());
+        }
         try {
-            runtime.destroy(id);
+            return runtime.driver(request.runtime() != null ? request.runtime() : source.runtime()).name();
+        } catch (UnknownRuntime e) {
+            throw new InvalidRequest(e.getMessage());
+        }
+    }
+
+    /** The driver that runs sandbox {@code s}, as its row records. */
+    private SandboxRuntime driverOf(SandboxRecord s) {
+        return runtime.driver(s.runtime());
+    }
+
+    /** Releases a half-created sandbox: the driver's part first, then the row. Never throws. */
+    private void abandon(String id, String driver) {
+        try {
+            runtime.driver(driver).destroy(id);
         } catch (RuntimeException e) {
             LOG.log(System.Logger.Level.WARNING, "destroying half-created sandbox " + id + " failed; restart recovery"
                     + " will retry", e);
@@ -319,7 +345,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         // Routed as paused before the freeze, so no new request is sent into a sandbox that is freezing.
         routes.put(s.id(), routeOf(s.withState(SandboxState.PAUSED)));
         try {
-            runtime.pause(s.id(), keepMemory);
+            driverOf(s).pause(s.id(), keepMemory);
         } catch (RuntimeException e) {
             routes.put(s.id(), routeOf(s));
             rearmAfterFailure(s);
@@ -333,7 +359,7 @@ public final class SandboxLifecycle implements AutoCloseable {
             store.updateSandbox(s.id(), SandboxState.PAUSED, paused.address(), s.endAt(), keepMemory);
         } catch (RuntimeException e) {
             try {
-                Resumed back = runtime.resume(s.id());
+                Resumed back = driverOf(s).resume(s.id());
                 if (!back.memoryKept()) initEnvd(s, back.instance());
                 routes.put(s.id(), routeOf(s.withAddress(back.instance().address().getHostAddress())));
             } catch (Exception | Error undo) {
@@ -358,7 +384,7 @@ public final class SandboxLifecycle implements AutoCloseable {
     private SandboxRecord resumeLocked(SandboxRecord s, Instant endAt, boolean keepMemory) {
         if (!keepMemory && s.memoryKept()) {
             try {
-                runtime.pause(s.id(), false);
+                driverOf(s).pause(s.id(), false);
             } catch (RuntimeException e) {
                 throw new DriverFailure("could not drop the memory of sandbox '" + s.id() + "' to reboot it: "
                         + e.getMessage() + "; it stays paused with its memory, connect without memory: false or retry", e);
@@ -370,7 +396,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         long began = System.nanoTime();
         Resumed resumed;
         try {
-            resumed = runtime.resume(s.id());
+            resumed = driverOf(s).resume(s.id());
         } catch (RuntimeException e) {
             throw new DriverFailure("could not resume sandbox '" + s.id() + "': " + e.getMessage()
                     + "; it stays paused, retry or kill it", e);
@@ -381,7 +407,7 @@ public final class SandboxLifecycle implements AutoCloseable {
             } catch (Exception | Error e) {
                 if (e instanceof InterruptedException) Thread.currentThread().interrupt();
                 try {
-                    runtime.pause(s.id(), false);
+                    driverOf(s).pause(s.id(), false);
                 } catch (RuntimeException stop) {
                     e.addSuppressed(stop);
                 }
@@ -394,7 +420,7 @@ public final class SandboxLifecycle implements AutoCloseable {
             store.updateSandbox(s.id(), SandboxState.RUNNING, address, endAt, resumed.memoryKept());
         } catch (RuntimeException e) {
             try {
-                runtime.pause(s.id(), resumed.memoryKept());
+                driverOf(s).pause(s.id(), resumed.memoryKept());
             } catch (RuntimeException pause) {
                 e.addSuppressed(pause);
             }
@@ -445,7 +471,7 @@ public final class SandboxLifecycle implements AutoCloseable {
                         + " before changing its network");
             }
             try {
-                runtime.applyNetworkPolicy(id, policy);
+                driverOf(s).applyNetworkPolicy(id, policy);
             } catch (RuntimeFailure e) {
                 throw new DriverFailure("could not apply the network policy of sandbox '" + id + "': "
                         + e.getMessage() + "; its previous policy is still in force", e);
@@ -491,7 +517,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         cancelTimer(s.id());
         events.beforeDestroy(s.id()); // its console goes with it: the sandbox's log keeps what it said
         try {
-            runtime.destroy(s.id());
+            driverOf(s).destroy(s.id());
         } catch (RuntimeFailure e) {
             rearmAfterFailure(s); // it must still expire, or it would run unbounded
             throw new DriverFailure("could not kill sandbox '" + s.id() + "': " + e.getMessage()
@@ -540,10 +566,10 @@ public final class SandboxLifecycle implements AutoCloseable {
     private SnapshotRecord takeSnapshot(SandboxRecord s, String name, String kind) {
         String snapshotId = SandboxIds.newId();
         Instant now = clock.instant();
-        store.insertSnapshot(snapshotId, kind, s.id(), s.resources(), now);
+        store.insertSnapshot(snapshotId, kind, s.id(), s.resources(), s.runtime(), now);
         SnapshotLayer layer;
         try {
-            layer = runtime.snapshot(s.id(), snapshotId);
+            layer = driverOf(s).snapshot(s.id(), snapshotId);
         } catch (RuntimeException e) {
             discardSnapshot(snapshotId);
             throw new DriverFailure("could not snapshot sandbox '" + s.id() + "': " + e.getMessage() + "; the sandbox is "
@@ -623,14 +649,14 @@ public final class SandboxLifecycle implements AutoCloseable {
         SnapshotRecord snapshot = locked(id, () -> {
             source[0] = find(id);
             // from the driver: the store keeps no egress proxy password, and a fork must not get out around it
-            policy[0] = runtime.networkPolicy(id);
+            policy[0] = driverOf(source[0]).networkPolicy(id);
             return takeSnapshot(source[0], null, Store.FORK_SNAPSHOT);
         });
         SandboxRecord s = source[0];
         try {
-            var template = new TemplateRecord(snapshot.id(), List.of(), s.resources());
+            var template = new TemplateRecord(snapshot.id(), List.of(), s.resources(), s.runtime());
             var request = new CreateRequest(snapshot.id(), timeout, s.metadata(), s.envVars(), s.allowInternetAccess(),
-                    s.network(), policy[0], s.lifecycle(), s.trafficAccessToken() == null, apiKeyId);
+                    s.network(), policy[0], s.lifecycle(), s.trafficAccessToken() == null, apiKeyId, s.runtime());
             var gate = new Semaphore(FORK_PARALLELISM);
             List<Future<ForkResult>> started = new ArrayList<>();
             try (var forks = Executors.newVirtualThreadPerTaskExecutor()) {
@@ -787,7 +813,7 @@ public final class SandboxLifecycle implements AutoCloseable {
      * <li>paused row: adopted as paused; a running one (interrupted resume) is paused again as the row says; a
      *     stopped one whose row said memory was kept lost it (host reboot): the row says so, resuming cold-boots.
      * </ul>
-     * Rows of another driver are left alone. Snapshots a crash left unfinished, and forks' internal snapshots, are
+     * Rows of a driver this server does not run are left alone. Snapshots a crash left unfinished, and forks' internal snapshots, are
      * deleted.
      */
     public void recover() {
@@ -795,7 +821,7 @@ public final class SandboxLifecycle implements AutoCloseable {
         for (SandboxInstance i : runtime.discover()) onHost.put(i.sandboxId(), i);
         Set<String> known = new HashSet<>();
         for (SandboxRecord s : store.allSandboxes()) {
-            if (!s.runtime().equals(runtime.name())) continue;
+            if (!runtime.drivers().contains(s.runtime())) continue;
             known.add(s.id());
             locked(s.id(), () -> {
                 try {
@@ -825,7 +851,7 @@ public final class SandboxLifecycle implements AutoCloseable {
     private void recoverLocked(SandboxRecord s, SandboxInstance live) {
         if (s.state() == SandboxState.CREATING) {
             LOG.log(System.Logger.Level.INFO, "removing sandbox " + s.id() + " left half-created by a previous run");
-            abandon(s.id());
+            abandon(s.id(), s.runtime());
             dropLockIfGone(s.id());
             return;
         }
@@ -851,7 +877,7 @@ public final class SandboxLifecycle implements AutoCloseable {
                 LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " was left frozen by an interrupted pause; thawing it");
                 Resumed thawed;
                 try {
-                    thawed = runtime.resume(s.id());
+                    thawed = driverOf(s).resume(s.id());
                 } catch (RuntimeException e) {
                     LOG.log(System.Logger.Level.WARNING, "thawing sandbox " + s.id() + " failed; recording it as paused"
                             + " with its memory", e);
@@ -906,13 +932,13 @@ public final class SandboxLifecycle implements AutoCloseable {
             case RUNNING -> {
                 LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " was left running by an interrupted resume; pausing it"
                         + (kept ? "" : " without memory, as it was"));
-                runtime.pause(s.id(), kept);
+                driverOf(s).pause(s.id(), kept);
             }
             case FROZEN -> {
                 if (!kept) {
                     LOG.log(System.Logger.Level.INFO, "sandbox " + s.id() + " was left frozen by an interrupted pause"
                             + " without memory; stopping it");
-                    runtime.pause(s.id(), false);
+                    driverOf(s).pause(s.id(), false);
                 }
             }
             case STOPPED -> {

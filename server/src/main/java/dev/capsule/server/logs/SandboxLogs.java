@@ -64,10 +64,10 @@ public final class SandboxLogs {
                 .bind("message", message).bind("fields", fields.encode()).bind("offset", consoleOffset).execute();
     }
 
-    /** Copies new console lines of every running sandbox of this driver; forgets the offsets of sandboxes gone. */
+    /** Copies new console lines of every running sandbox of this server's drivers; forgets the offsets of sandboxes gone. */
     public void collectRunning() {
-        List<String> running = store.read(h -> h.createQuery("SELECT id FROM sandboxes WHERE state = 'running' AND runtime = :r")
-                .bind("r", runtime.name()).mapTo(String.class).list());
+        List<String> running = store.read(h -> h.createQuery("SELECT id FROM sandboxes WHERE state = 'running' AND runtime IN (<r>)")
+                .bindList("r", runtime.drivers()).mapTo(String.class).list());
         offsets.keySet().retainAll(Set.copyOf(running));
         for (String id : running) {
             try {

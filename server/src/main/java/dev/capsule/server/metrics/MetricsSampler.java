@@ -55,10 +55,10 @@ public final class MetricsSampler {
         });
     }
 
-    /** One pass: a sample of every running sandbox of this driver, written in one transaction. Returns them. */
+    /** One pass: a sample of every running sandbox of this server's drivers, written in one transaction. Returns them. */
     public List<SandboxMetric> sampleRunning() {
-        List<String> running = store.read(h -> h.createQuery("SELECT id FROM sandboxes WHERE state = 'running' AND runtime = :r")
-                .bind("r", runtime.name()).mapTo(String.class).list());
+        List<String> running = store.read(h -> h.createQuery("SELECT id FROM sandboxes WHERE state = 'running' AND runtime IN (<r>)")
+                .bindList("r", runtime.drivers()).mapTo(String.class).list());
         previous.keySet().retainAll(Set.copyOf(running));
         List<SandboxMetric> samples = new ArrayList<>();
         for (String id : running) {

@@ -273,11 +273,11 @@ public final class Store implements AutoCloseable {
     }
 
     private TemplateRecord template(Handle h, String id) {
-        var row = h.createQuery("SELECT cpu_count, memory_mb, disk_size_mb FROM templates WHERE id = :id").bind("id", id)
-                .map((rs, c) -> new Resources(rs.getInt(1), rs.getInt(2), rs.getInt(3))).one();
         var aliases = h.createQuery("SELECT alias FROM template_aliases WHERE template_id = :id ORDER BY alias")
                 .bind("id", id).mapTo(String.class).list();
-        return new TemplateRecord(id, aliases, row);
+        return h.createQuery("SELECT cpu_count, memory_mb, disk_size_mb, runtime FROM templates WHERE id = :id")
+                .bind("id", id).map((rs, c) -> new TemplateRecord(id, aliases,
+                        new Resources(rs.getInt(1), rs.getInt(2), rs.getInt(3)), rs.getString(4))).one();
     }
 
     /** Creates or replaces a template and its aliases. */
@@ -285,9 +285,12 @@ public final class Store implements AutoCloseable {
         write(h -> {
             h.createUpdate("DELETE FROM template_aliases WHERE template_id = :id").bind("id", t.id()).execute();
             h.createUpdate("DELETE FROM templates WHERE id = :id").bind("id", t.id()).execute();
-            h.createUpdate("INSERT INTO templates (id, cpu_count, memory_mb, disk_size_mb, created_at) VALUES (:id, :c, :m, :d, :at)")
+            h.createUpdate("""
+                    INSERT INTO templates (id, cpu_count, memory_mb, disk_size_mb, created_at, runtime)
+                    VALUES (:id, :c, :m, :d, :at, :runtime)""")
                     .bind("id", t.id()).bind("c", t.resources().cpuCount()).bind("m", t.resources().memoryMB())
-                    .bind("d", t.resources().diskSizeMB()).bind("at", System.currentTimeMillis()).execute();
+                    .bind("d", t.resources().diskSizeMB()).bind("at", System.currentTimeMillis())
+                    .bind("runtime", t.runtime()).execute();
             for (String alias : t.aliases()) {
                 h.createUpdate("INSERT INTO template_aliases (alias, template_id) VALUES (:a, :id)")
                         .bind("a", alias).bind("id", t.id()).execute();
@@ -304,14 +307,17 @@ public final class Store implements AutoCloseable {
     /**
      * Records a snapshot the driver is about to store, not ready: it is neither found nor listed until
      * {@link #finishSnapshot}, and restart recovery deletes it if that never happens ({@link #unfinishedSnapshots}).
+     * {@code runtime}: the driver that stores it, the only one that can start sandboxes from it.
      */
-    public void insertSnapshot(String id, String kind, String sourceSandboxId, Resources resources, Instant createdAt) {
+    public void insertSnapshot(String id, String kind, String sourceSandboxId, Resources resources, String runtime,
+                               Instant createdAt) {
         write(h -> h.createUpdate("""
-                INSERT INTO templates (id, cpu_count, memory_mb, disk_size_mb, created_at, kind, ready, source_sandbox_id)
-                VALUES (:id, :c, :m, :d, :at, :kind, :ready, :source)""")
+                INSERT INTO templates (id, cpu_count, memory_mb, disk_size_mb, created_at, kind, ready, source_sandbox_id,
+                  runtime)
+                VALUES (:id, :c, :m, :d, :at, :kind, :ready, :source, :runtime)""")
                 .bind("id", id).bind("c", resources.cpuCount()).bind("m", resources.memoryMB())
                 .bind("d", resources.diskSizeMB()).bind("at", createdAt.toEpochMilli()).bind("kind", kind)
-                .bind("ready", false).bind("source", sourceSandboxId).execute());
+                .bind("ready", false).bind("source", sourceSandboxId).bind("runtime", runtime).execute());
     }
 
     /**

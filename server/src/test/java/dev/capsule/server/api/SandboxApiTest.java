@@ -163,6 +163,7 @@ class SandboxApiTest {
         assertThat(d.getJsonObject("metadata").getMap()).isEqualTo(Map.of("owner", "alice"));
         assertThat(d.getJsonObject("lifecycle").getMap()).isEqualTo(Map.of("autoResume", false, "onTimeout", "kill"));
         assertThat(d.getBoolean("allowInternetAccess")).isTrue();
+        assertThat(d.getString("runtime")).isEqualTo("oci");
     }
 
     @Test

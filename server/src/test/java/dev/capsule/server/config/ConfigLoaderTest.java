@@ -31,6 +31,17 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void moreDriversComeAfterTheDefaultOneOnceEach() {
+        String file = writeFile("");
+        assertThat(ConfigLoader.load(List.of(), Map.of("CAPSULE_CONFIG", file)).runtimes()).containsExactly("oci");
+        Config both = ConfigLoader.load(List.of("--runtime", "microvm", "--runtimes", "oci, microvm"),
+                Map.of("CAPSULE_CONFIG", file));
+        assertThat(both.runtimes()).containsExactly("microvm", "oci");
+        assertThat(ConfigLoader.load(List.of(), Map.of("CAPSULE_CONFIG", file, "CAPSULE_RUNTIMES", "microvm"))
+                .runtimes()).containsExactly("oci", "microvm");
+    }
+
+    @Test
     void observabilitySettingsHaveDefaultsAndAreChecked() {
         String file = writeFile("");
         var o = ConfigLoader.load(List.of(), Map.of("CAPSULE_CONFIG", file)).observability();

@@ -450,7 +450,7 @@ class PersistenceTest {
     void snapshotsLeftUnfinishedByACrashAreDeletedAtStart() {
         String id = create("{\"templateID\":\"base\"}");
         s.server.store().insertSnapshot("unfinished0000000001", dev.capsule.server.store.Store.SNAPSHOT, id,
-                new dev.capsule.runtime.Resources(2, 512, 4096), Instant.now());
+                new dev.capsule.runtime.Resources(2, 512, 4096), "oci", Instant.now());
         s.close();
         s = new TestServer(tmp.resolve("data"), runtime);
         assertThat(runtime.snapshotsDeleted).containsExactly("unfinished0000000001");

@@ -148,7 +148,7 @@ class StoreTest {
     void snapshotsAreTemplatesWithUniqueNamesPagesAndCleanUp(String db) {
         Store s = open(db);
         var res = new Resources(2, 512, 4096);
-        s.insertSnapshot("snap0000000000000001", Store.SNAPSHOT, "src00000000000000001", res, Instant.ofEpochMilli(1_000));
+        s.insertSnapshot("snap0000000000000001", Store.SNAPSHOT, "src00000000000000001", res, "oci", Instant.ofEpochMilli(1_000));
         assertThat(s.findTemplate("snap0000000000000001")).as("not ready: not found").isEmpty();
         assertThat(s.listSnapshots(null, null, null, 100).items()).isEmpty();
         assertThat(s.unfinishedSnapshots()).containsExactly("snap0000000000000001");
@@ -161,25 +161,25 @@ class StoreTest {
         assertThat(s.templateKind("base")).contains("template");
 
         // the same name again: the new snapshot takes it, the old row goes and its id is returned
-        s.insertSnapshot("snap0000000000000002", Store.SNAPSHOT, "src00000000000000002", res, Instant.ofEpochMilli(2_000));
+        s.insertSnapshot("snap0000000000000002", Store.SNAPSHOT, "src00000000000000002", res, "oci", Instant.ofEpochMilli(2_000));
         assertThat(s.finishSnapshot("snap0000000000000002", 456, "team/my-snap")).contains("snap0000000000000001");
         assertThat(s.findSnapshot("team/my-snap:default").orElseThrow().id()).isEqualTo("snap0000000000000002");
         assertThat(s.findTemplate("snap0000000000000001")).isEmpty();
         // a template's name is refused and nothing changes
-        s.insertSnapshot("snap0000000000000003", Store.SNAPSHOT, "src00000000000000001", res, Instant.ofEpochMilli(3_000));
+        s.insertSnapshot("snap0000000000000003", Store.SNAPSHOT, "src00000000000000001", res, "oci", Instant.ofEpochMilli(3_000));
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> s.finishSnapshot("snap0000000000000003", 1, "base"))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("base");
         assertThat(s.findTemplate("base").orElseThrow().id()).isEqualTo("base");
         assertThat(s.finishSnapshot("snap0000000000000003", 1, null)).isEmpty();
         // a fork's internal snapshot is found by nothing and cleaned up at start
-        s.insertSnapshot("fork0000000000000001", Store.FORK_SNAPSHOT, "src00000000000000001", res, Instant.ofEpochMilli(4_000));
+        s.insertSnapshot("fork0000000000000001", Store.FORK_SNAPSHOT, "src00000000000000001", res, "oci", Instant.ofEpochMilli(4_000));
         s.finishSnapshot("fork0000000000000001", 1, null);
         assertThat(s.findTemplate("fork0000000000000001")).isEmpty();
         assertThat(s.unfinishedSnapshots()).containsExactly("fork0000000000000001");
 
         for (int i = 0; i < 7; i++) {
             String id = String.format("page%016d", i);
-            s.insertSnapshot(id, Store.SNAPSHOT, "src00000000000000003", res, Instant.ofEpochMilli(10_000 + i / 2));
+            s.insertSnapshot(id, Store.SNAPSHOT, "src00000000000000003", res, "oci", Instant.ofEpochMilli(10_000 + i / 2));
             s.finishSnapshot(id, 1, null);
         }
         var seen = new ArrayList<SnapshotRecord>();

@@ -37,6 +37,17 @@ public final class RecordingRuntime implements SandboxRuntime {
     /** Where a cold-booted sandbox comes back; by default where it was started. */
     public volatile Function<String, InetAddress> onColdBoot;
     private final Map<String, InetAddress> startedAt = new ConcurrentHashMap<>();
+    private final String name;
+
+    /** The {@code oci} driver's stand-in. */
+    public RecordingRuntime() {
+        this("oci");
+    }
+
+    /** A stand-in for the driver called {@code name}, for servers that run several side by side. */
+    public RecordingRuntime(String name) {
+        this.name = name;
+    }
 
     /** A runtime whose start hands out 127.0.0.1, where the test runs its envd stand-in. */
     public static RecordingRuntime loopback() {
@@ -47,7 +58,7 @@ public final class RecordingRuntime implements SandboxRuntime {
 
     @Override
     public String name() {
-        return "oci";
+        return name;
     }
 
     @Override

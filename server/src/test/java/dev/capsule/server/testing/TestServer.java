@@ -27,12 +27,17 @@ public final class TestServer implements AutoCloseable {
     public final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
 
     public TestServer(Path dataDir, RecordingRuntime runtime, String... extraArgs) {
+        this(dataDir, runtime, runtime, extraArgs);
+    }
+
+    /** A server on {@code seam} (e.g. several drivers behind {@link dev.capsule.runtime.Drivers}); {@code runtime} is its default one. */
+    public TestServer(Path dataDir, dev.capsule.runtime.SandboxRuntime seam, RecordingRuntime runtime, String... extraArgs) {
         this.runtime = runtime;
         var args = new java.util.ArrayList<>(List.of("--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir.toString(),
                 "--max-timeout", "3600", "--warm-pool-size", "0"));
         args.addAll(List.of(extraArgs));
         Config config = ConfigLoader.load(args, Map.of("CAPSULE_CONFIG", emptyConfig(dataDir)));
-        this.server = CapsuleServer.start(config, runtime);
+        this.server = CapsuleServer.start(config, seam);
         try {
             this.apiKey = Files.readString(config.apiKeyFile()).strip();
         } catch (IOException e) {

@@ -1,6 +1,5 @@
-package dev.capsule.runtime.oci;
+package dev.capsule.runtime;
 
-import dev.capsule.runtime.ConsoleOutput;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
@@ -15,15 +14,15 @@ import java.util.Optional;
 
 /**
  * Reads a sandbox's console.log in whole lines from a byte offset. The file is written by the sandbox's processes
- * (runc hands them its descriptors), so it is read as untrusted bytes: decoded leniently, no line longer than the
+ * (runc hands a container's its descriptors; a VM's is its serial console), so it is read as untrusted bytes: decoded leniently, no line longer than the
  * read size, and only regular-file reads of a path the driver made (the sandbox cannot reach it: it is outside
  * its root).
  */
-final class ConsoleLog {
+public final class ConsoleLog {
 
     private ConsoleLog() {}
 
-    static Optional<ConsoleOutput> read(Path log, long from, int maxBytes) {
+    public static Optional<ConsoleOutput> read(Path log, long from, int maxBytes) {
         if (from < 0 || maxBytes < 1) {
             throw new IllegalArgumentException("offset must be >= 0 and maxBytes >= 1, got " + from + ", " + maxBytes);
         }

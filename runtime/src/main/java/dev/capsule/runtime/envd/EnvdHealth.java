@@ -1,4 +1,4 @@
-package dev.capsule.runtime.oci;
+package dev.capsule.runtime.envd;
 
 import dev.capsule.runtime.RuntimeFailure;
 import dev.capsule.runtime.SandboxInstance;
@@ -11,20 +11,29 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
+import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 
-/** Waiting for a just-started sandbox's envd to answer {@code GET /health}, as a cold start and a cold boot do. */
-final class EnvdHealth {
+/**
+ * Waiting for a just-started sandbox's envd to answer {@code GET /health} with 204: a container's cold start, a
+ * VM's boot or restore. Every driver waits the same way.
+ */
+public final class EnvdHealth {
 
     private static final long POLL_MILLIS = 10;
 
     private EnvdHealth() {
     }
 
-    /** Waits until envd answers 204 at {@code /health}, failing early with the console log if the sandbox dies. */
-    static void await(Sandbox container, InetAddress address, Duration timeout) throws InterruptedException {
+    /**
+     * Polls until envd at {@code address} is healthy; fails early when {@code alive} says the sandbox (its init, its
+     * VM) is gone, and after {@code timeout}. {@code console} gives the console's tail for the message.
+     *
+     * @throws RuntimeFailure the sandbox ended first, or envd did not answer in time
+     */
+    public static void await(String sandboxId, InetAddress address, Duration timeout, BooleanSupplier alive,
+                             Supplier<String> console) throws InterruptedException {
         InetSocketAddress envd = new InetSocketAddress(address, SandboxInstance.ENVD_PORT);
         long deadline = System.nanoTime() + timeout.toNanos();
         String last = "no answer yet";
@@ -38,14 +47,14 @@ final class EnvdHealth {
             } catch (IOException e) {
                 last = e.getMessage();
             }
-            if (!alive(container.pid())) {
-                throw new RuntimeFailure("envd in sandbox " + container.id() + " exited before answering /health ("
-                        + last + "); console log: " + RuncRuntime.logTail(container.directory()));
+            if (!alive.getAsBoolean()) {
+                // a VM ends when its envd does, so for both drivers it is envd that exited
+                throw new RuntimeFailure("envd in sandbox " + sandboxId + " exited before answering /health (" + last
+                        + "); console log: " + console.get());
             }
             if (System.nanoTime() > deadline) {
-                throw new RuntimeFailure("envd in sandbox " + container.id() + " did not answer /health at " + envd
-                        + " within " + timeout.toSeconds() + " s (" + last + "); console log: "
-                        + RuncRuntime.logTail(container.directory()));
+                throw new RuntimeFailure("envd in sandbox " + sandboxId + " did not answer /health at " + envd
+                        + " within " + timeout.toSeconds() + " s (" + last + "); console log: " + console.get());
             }
             Thread.sleep(POLL_MILLIS);
         }
@@ -66,17 +75,6 @@ final class EnvdHealth {
                 throw new IOException("envd closed the connection without an HTTP status (" + statusLine + ")");
             }
             return Integer.parseInt(statusLine.substring(9, 12));
-        }
-    }
-
-    /** Whether the host process {@code pid} (the sandbox's init) still runs: not gone, not a zombie. */
-    private static boolean alive(int pid) {
-        try {
-            String stat = Files.readString(Path.of("/proc", String.valueOf(pid), "stat"));
-            char state = stat.charAt(stat.lastIndexOf(')') + 2);
-            return state != 'Z' && state != 'X';
-        } catch (IOException | RuntimeException e) {
-            return false;
         }
     }
 }
