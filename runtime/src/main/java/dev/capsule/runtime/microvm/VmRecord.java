@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.capsule.runtime.NetworkPolicy;
+import dev.capsule.runtime.network.PolicyJson;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -11,8 +12,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Optional;
 
 /**
@@ -53,10 +52,7 @@ record VmRecord(String sandboxId, String templateId, Instant startedAt, NetworkP
         json.put("sandboxId", sandboxId);
         json.put("templateId", templateId);
         json.put("startedAt", startedAt.toString());
-        ObjectNode policy = json.putObject("network");
-        policy.put("internetAccess", network.internetAccess());
-        network.allowOut().forEach(policy.putArray("allowOut")::add);
-        network.denyOut().forEach(policy.putArray("denyOut")::add);
+        PolicyJson.write(json, "network", network);
         json.put("status", status.name().toLowerCase(java.util.Locale.ROOT));
         json.put("cpus", cpus);
         json.put("memoryMb", memoryMb);
@@ -78,15 +74,10 @@ record VmRecord(String sandboxId, String templateId, Instant startedAt, NetworkP
     static Optional<VmRecord> read(VmDirectory dir) {
         try {
             JsonNode json = JSON.readTree(dir.record().toFile());
-            JsonNode policy = json.path("network");
-            List<String> allow = new ArrayList<>();
-            policy.path("allowOut").forEach(node -> allow.add(node.asText()));
-            List<String> deny = new ArrayList<>();
-            policy.path("denyOut").forEach(node -> deny.add(node.asText()));
             JsonNode snapshot = json.get("snapshot");
             return Optional.of(new VmRecord(json.path("sandboxId").asText(), json.path("templateId").asText(),
                     Instant.parse(json.path("startedAt").asText()),
-                    new NetworkPolicy(policy.path("internetAccess").asBoolean(true), allow, deny),
+                    PolicyJson.read(json.path("network")),
                     Status.valueOf(json.path("status").asText().toUpperCase(java.util.Locale.ROOT)),
                     json.path("cpus").asInt(), json.path("memoryMb").asInt(), json.path("append").asText(),
                     snapshot == null ? null : snapshot.asText()));
