@@ -971,7 +971,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
      * Writes a VM's RAM file back to disk now rather than in the kernel's own time, so the next pause only flushes
      * what the guest wrote since, and then gives the host back the file's pages the guest is not using
      * ({@link RamReclaim}): an idle guest keeps touching only a fraction of what its restore read (a 512 MiB
-     * sandbox's QEMU PSS drops from ~160 to ~120 MiB; docs/PERFORMANCE.md). A failure only means that pause flushes
+     * sandbox's QEMU PSS drops from ~175 to ~135 MiB; docs/PERFORMANCE.md). A failure only means that pause flushes
      * more, or that the pages stay until the kernel reclaims them itself.
      */
     private static void writeBackAndReclaim(VmDirectory dir) {
