@@ -241,6 +241,45 @@ class MicroVmRuntimeTest {
     }
 
     @Test
+    void theRamFilesPagesGivenBackToTheHostComeBackIntactWhenTheGuestTouchesThem() throws Exception {
+        SandboxInstance sandbox = start(NetworkPolicy.NO_INTERNET);
+        EnvdClient envd = new EnvdClient(sandbox);
+        String sum = envd.run("head -c 16777216 /dev/urandom > /dev/shm/blob && sha256sum < /dev/shm/blob").stdout();
+        Path dir = dataDir.resolve("microvm/sandboxes/" + sandbox.sandboxId());
+        Path ram = dir.resolve("memory.ram");
+        long pid = Qemu.running(new VmDirectory(dir)).orElseThrow();
+        MicroVmRuntime.force(ram); // the pages the guest wrote are clean now, so they can go
+
+        long before = residentKib(pid, ram);
+        long[] mapping = RamReclaim.mapping(pid, ram);
+        assertThat(RamReclaim.pageOut(pid, ram, running -> running == pid)).isEqualTo(mapping[1] - mapping[0]);
+        long after = residentKib(pid, ram);
+        System.out.printf("QEMU's mapping of the RAM file: %d KiB resident before the page-out, %d KiB after%n",
+                before, after);
+
+        assertThat(before - after).as("KiB of the RAM file given back (the blob alone is 16 MiB)")
+                .isGreaterThan(32 * 1024);
+        assertThat(envd.run("sha256sum < /dev/shm/blob").stdout()).as("the blob read back from the file")
+                .isEqualTo(sum);
+        assertThatThrownBy(() -> RamReclaim.pageOut(pid, ram, running -> false))
+                .isInstanceOfSatisfying(RamReclaim.Failure.class, failure -> assertThat(failure.gone).isTrue());
+    }
+
+    /** The resident KiB of {@code pid}'s mapping of {@code file}. */
+    static long residentKib(long pid, Path file) throws IOException {
+        String start = Long.toHexString(RamReclaim.mapping(pid, file)[0]);
+        boolean inMapping = false;
+        for (String line : Files.readAllLines(Path.of("/proc", String.valueOf(pid), "smaps"))) {
+            if (line.matches("^[0-9a-f]+-[0-9a-f]+ .*")) {
+                inMapping = line.startsWith(start + "-");
+            } else if (inMapping && line.startsWith("Rss:")) {
+                return Long.parseLong(line.replaceAll("[^0-9]", ""));
+            }
+        }
+        throw new IllegalStateException("no mapping of " + file + " in process " + pid);
+    }
+
+    @Test
     void pausedWithoutMemoryOnlyTheDiskIsKeptAndResumeBootsItAgain() {
         SandboxInstance sandbox = start(NetworkPolicy.OPEN);
         EnvdClient envd = new EnvdClient(sandbox);
