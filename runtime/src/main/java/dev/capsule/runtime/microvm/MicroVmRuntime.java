@@ -96,6 +96,16 @@ public final class MicroVmRuntime implements SandboxRuntime {
     private static final Duration QUIT_GRACE = Duration.ofSeconds(15);
     /** envd warm-up rounds before a template snapshot is saved: fewer left the server's first requests slow. */
     private static final int WARMUP_ROUNDS = 8;
+    /**
+     * How often running VMs are looked at for idleness: one that used less than {@link #IDLE_CORES} of a core since
+     * the last look gets its RAM file written back and paged out again ({@link #reclaimIdle}), so a sandbox that ran
+     * work and went quiet gives back what the work touched, as a fresh one does after its create.
+     */
+    private static final Duration IDLE_CHECK = Duration.ofSeconds(30);
+    /** An idle guest under TCG still costs ~10 % of a core (its timer and envd); a busy one far more. */
+    private static final double IDLE_CORES = 0.25;
+    /** Clock ticks of /proc/<pid>/stat (USER_HZ, 100 on Linux) in nanoseconds. */
+    private static final long TICK_NANOS = 10_000_000L;
     /** Whether a failed {@link RamReclaim} was reported: once per server is enough, it fails alike for all VMs. */
     private static final AtomicBoolean RECLAIM_WARNED = new AtomicBoolean();
     private static final int BRING_UPS = Math.max(1, Runtime.getRuntime().availableProcessors());
@@ -118,6 +128,9 @@ public final class MicroVmRuntime implements SandboxRuntime {
      * server's 10 s envd /init. The others wait their turn, in order, up to the start timeout.
      */
     private final Semaphore bringUps = new Semaphore(BRING_UPS, true);
+    /** Per running sandbox, what the last idle check saw: QEMU's pid, its CPU ticks and when. */
+    private final Map<String, long[]> lastLook = new ConcurrentHashMap<>();
+    private final Thread idleReclaimer;
     private final Object resolveLock = new Object();
     private volatile Guest guest;
 
@@ -174,6 +187,16 @@ public final class MicroVmRuntime implements SandboxRuntime {
             throw new RuntimeFailure("cannot open the microvm runtime on this host (data " + config.dataDir()
                     + ", network " + config.network().name() + "): " + e.getMessage(), e);
         }
+        this.idleReclaimer = Thread.ofVirtual().name("microvm-idle-reclaim").start(() -> {
+            try {
+                while (true) {
+                    Thread.sleep(IDLE_CHECK);
+                    reclaimIdle();
+                }
+            } catch (InterruptedException e) {
+                // closed
+            }
+        });
     }
 
     private static List<HostLock> claimHost(MicroVmConfig config) {
@@ -800,9 +823,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
             return Optional.empty();
         }
         try {
-            String stat = Files.readString(Path.of("/proc", String.valueOf(pid.get()), "stat"));
-            String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-            long ticks = Long.parseLong(fields[11]) + Long.parseLong(fields[12]); // utime + stime
+            long ticks = cpuTicks(pid.get());
             long rss = 0;
             for (String line : Files.readAllLines(Path.of("/proc", String.valueOf(pid.get()), "status"))) {
                 if (line.startsWith("VmRSS:")) {
@@ -812,7 +833,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
             long diskUsed = allocatedBytes(dir.disk());
             long diskTotal = Long.parseLong(Command.run(List.of(Tools.path("qemu-img"), "info", "--output=json",
                     "-U", dir.disk().toString()), 30).orThrow().stdout().replaceAll("(?s).*\"virtual-size\":\\s*(\\d+).*", "$1"));
-            return Optional.of(new ResourceUsage(Instant.now(), record.get().cpus(), ticks * 10_000_000L, rss,
+            return Optional.of(new ResourceUsage(Instant.now(), record.get().cpus(), ticks * TICK_NANOS, rss,
                     record.get().memoryMb() * 1024L * 1024, 0, diskUsed, diskTotal));
         } catch (IOException | RuntimeException e) {
             return Optional.empty(); // it ended while we looked
@@ -906,6 +927,7 @@ public final class MicroVmRuntime implements SandboxRuntime {
     /** Releases this process's claims; VMs keep running, and their state is on disk. */
     @Override
     public void close() {
+        idleReclaimer.interrupt();
         spares.close();
         claims.forEach(HostLock::close);
     }
@@ -975,27 +997,74 @@ public final class MicroVmRuntime implements SandboxRuntime {
      * more, or that the pages stay until the kernel reclaims them itself.
      */
     private static void writeBackAndReclaim(VmDirectory dir) {
-        Thread.ofVirtual().name("flush-" + dir.dir().getFileName()).start(() -> {
-            try {
-                if (!Files.exists(dir.ram())) {
-                    return;
-                }
-                force(dir.ram());
-                Optional<Long> pid = Qemu.running(dir);
-                if (pid.isPresent()) {
-                    RamReclaim.pageOut(pid.get(), dir.ram(),
-                            running -> Qemu.running(dir).filter(p -> p == running).isPresent());
-                }
-            } catch (RamReclaim.Failure e) {
-                if (!e.gone && RECLAIM_WARNED.compareAndSet(false, true)) {
-                    System.getLogger(MicroVmRuntime.class.getName()).log(System.Logger.Level.WARNING,
-                            "idle microVMs keep their RAM file's pages in the host's memory: " + e.getMessage()
-                                    + " (reported once)");
-                }
-            } catch (RuntimeException e) {
-                // gone (destroyed meanwhile) or unflushable: the pause's own flush reports what matters
+        Thread.ofVirtual().name("flush-" + dir.dir().getFileName()).start(() -> writeBackAndPageOut(dir));
+    }
+
+    /** {@link #writeBackAndReclaim} in the calling thread; false when QEMU was gone or the page-out failed. */
+    private static boolean writeBackAndPageOut(VmDirectory dir) {
+        try {
+            if (!Files.exists(dir.ram())) {
+                return false;
             }
-        });
+            force(dir.ram());
+            Optional<Long> pid = Qemu.running(dir);
+            if (pid.isPresent()) {
+                RamReclaim.pageOut(pid.get(), dir.ram(),
+                        running -> Qemu.running(dir).filter(p -> p == running).isPresent());
+                return true;
+            }
+        } catch (RamReclaim.Failure e) {
+            if (!e.gone && RECLAIM_WARNED.compareAndSet(false, true)) {
+                System.getLogger(MicroVmRuntime.class.getName()).log(System.Logger.Level.WARNING,
+                        "idle microVMs keep their RAM file's pages in the host's memory: " + e.getMessage()
+                                + " (reported once)");
+            }
+        } catch (RuntimeException e) {
+            // gone (destroyed meanwhile) or unflushable: the pause's own flush reports what matters
+        }
+        return false;
+    }
+
+    /**
+     * One idle check ({@link #IDLE_CHECK}): every running VM that used less than {@link #IDLE_CORES} of a core since
+     * the previous check has its RAM file written back and paged out. Returns the sandboxes it paged out.
+     */
+    List<String> reclaimIdle() {
+        List<String> reclaimed = new ArrayList<>();
+        Set<String> running = new HashSet<>();
+        for (VmRecord record : records()) {
+            String id = record.sandboxId();
+            VmDirectory dir = directory(id);
+            Optional<Long> pid = Qemu.running(dir);
+            if (starting.contains(id) || record.status() != VmRecord.Status.RUNNING || pid.isEmpty()) {
+                continue;
+            }
+            long ticks;
+            try {
+                ticks = cpuTicks(pid.get());
+            } catch (IOException | RuntimeException e) {
+                continue; // it ended while we looked
+            }
+            running.add(id);
+            long now = System.nanoTime();
+            long[] before = lastLook.put(id, new long[] {pid.get(), ticks, now});
+            if (before == null || before[0] != pid.get() || now <= before[2]) {
+                continue;
+            }
+            double cores = (ticks - before[1]) * TICK_NANOS / (double) (now - before[2]);
+            if (cores < IDLE_CORES && writeBackAndPageOut(dir)) {
+                reclaimed.add(id);
+            }
+        }
+        lastLook.keySet().retainAll(running);
+        return reclaimed;
+    }
+
+    /** The CPU time of process {@code pid} (user + system, all threads) in clock ticks. */
+    private static long cpuTicks(long pid) throws IOException {
+        String stat = Files.readString(Path.of("/proc", String.valueOf(pid), "stat"));
+        String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        return Long.parseLong(fields[11]) + Long.parseLong(fields[12]); // utime + stime
     }
 
     /**
